@@ -1,0 +1,97 @@
+"""Validation of params.yaml (and every preset) before any job runs.
+
+The JSON schema in ``workflow/schemas/params.schema.yaml`` says what each key holds; this module
+applies it and the few rules a schema cannot express, and turns the first violation into one
+:class:`~fcam.errors.ConfigError` that names the key, e.g.
+``params.yaml: classifier.epochs: expected integer, got 'six'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fcam.constants import DATASET_KINDS
+from fcam.errors import ConfigError
+
+__all__ = ["load_params", "validate_params"]
+
+_SYNTHETIC = {"synth_boxes", "synth_masks"}
+
+
+def _key(path: Any) -> str:
+    parts = []
+    for p in path:
+        parts.append(f"[{p}]" if isinstance(p, int) else f".{p}")
+    return "".join(parts).lstrip(".") or "(top level)"
+
+
+def _describe(error: Any) -> str:
+    """One line for a jsonschema error: the key and what was expected."""
+    validator, value = error.validator, error.instance
+    if validator == "additionalProperties":
+        extra = sorted(set(value) - set(error.schema.get("properties", {})))
+        return f"{_key(error.absolute_path + type(error.absolute_path)(extra[:1]))}: unknown key"
+    if validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"{_key(list(error.absolute_path) + [missing])}: missing"
+    if validator == "enum":
+        return f"{_key(error.absolute_path)}: {value!r} is not one of {error.validator_value}"
+    if validator == "type":
+        return f"{_key(error.absolute_path)}: expected {error.validator_value}, got {value!r}"
+    return f"{_key(error.absolute_path)}: {error.message}"
+
+
+def validate_params(config: Mapping[str, Any], schema_path: Path, *, source: str = "params.yaml") -> None:
+    """Check a parameter mapping against the schema and fcam's cross-key rules.
+
+    Args:
+        config: the parsed params (Snakemake's ``config``).
+        schema_path: the JSON schema (YAML) file.
+        source: how to name the params in messages (the file name).
+
+    Raises:
+        ConfigError: naming the first offending key.
+    """
+    import jsonschema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(dict(config)), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        raise ConfigError(f"{source}: {_describe(errors[0])}")
+    names = [d["name"] for d in config["datasets"]]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(f"{source}: datasets[{i}].name: {name!r} is listed twice")
+        if name in _SYNTHETIC and name not in config.get("synth", {}):
+            raise ConfigError(f"{source}: synth.{name}: missing (dataset {name!r} is synthetic)")
+        assert name in DATASET_KINDS  # the schema's enum guarantees it
+    clf = config["classifier"]
+    if clf["crop_size"] > clf["resize_size"]:
+        raise ConfigError(f"{source}: classifier.crop_size: {clf['crop_size']} exceeds resize_size {clf['resize_size']}")
+    for name, term in config["decoder"]["loss"].items():
+        if term["end_epoch"] is not None and term["end_epoch"] < term["start_epoch"]:
+            raise ConfigError(f"{source}: decoder.loss.{name}.end_epoch: before start_epoch")
+
+
+def load_params(path: Path, schema_path: Path) -> dict[str, Any]:
+    """Read and validate a params file.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or violates the schema.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    validate_params(config, schema_path, source=path.name)
+    return config
