@@ -14,6 +14,10 @@ IMAGENET_STD: Final = (0.229, 0.224, 0.225)
 #: Every map is evaluated at this resolution (protocol.md, "Maps").
 EVAL_SIZE: Final = 224
 
+#: Threshold step of validation PxAP. The paper coarsens only the box sweep during training
+#: (method.md §6), so the validation step parameter applies to box datasets alone.
+MASK_VAL_STEP: Final = 0.001
+
 AnnotationKind = Literal["boxes", "masks"]
 
 #: Datasets fcam knows, with the kind of localisation annotation of their val/test splits:

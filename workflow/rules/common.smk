@@ -1,5 +1,6 @@
 # Config validation, wildcard constraints, input functions and target lists.
 # The other rule files hold only rules; all logic lives in the fcam package.
+import os
 import shutil
 from pathlib import Path
 
@@ -48,7 +49,8 @@ def code_of(*parts):
     files = []
     for part in parts:
         path = Path(workflow.basedir) / "fcam" / part
-        files += sorted(map(str, path.rglob("*.py"))) if path.is_dir() else [str(path.with_suffix(".py"))]
+        found = sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+        files += [os.path.relpath(f) for f in found]
     return files
 
 

@@ -1,4 +1,4 @@
-# Reports: LaTeX tables from the evaluation metrics.
+# Reports: LaTeX tables from the evaluation metrics (every evaluation under results/evaluate).
 
 
 rule table1:
@@ -7,13 +7,9 @@ rule table1:
         code=code_of("report"),
     output:
         "reports/table1.tex",
-    params:
-        datasets=" ".join(DATASETS),
-        backbones=" ".join(BACKBONES),
-        methods=" ".join(METHODS),
     threads: 1
     log:
         "logs/report/table1.log",
     shell:
-        "fcam --log {log} report table1 --results results/evaluate --out {output} --datasets {params.datasets}"
-        f" --backbones {{params.backbones}} --methods {{params.methods}} --preset {PRESET}"
+        "fcam --log {log} report table1 --results results/evaluate --out {output}"
+        f" --preset {PRESET}"

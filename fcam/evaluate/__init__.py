@@ -1,0 +1,1 @@
+"""The evaluation job: maps of a trained model on the test split -> metrics, curves, samples."""

@@ -1,0 +1,1 @@
+"""Training loops of the two phases (classifier, decoder), checkpoints and model selection."""
