@@ -130,6 +130,15 @@ def run_paper(args: PaperArgs) -> None:
         compile_pdf(tex)
 
 
+def run_pdf(tex: Path) -> None:
+    """Compile the document; unlike ``paper --compile``, a missing LaTeX engine is an error."""
+    from fcam.errors import FcamError
+    from fcam.report.document import LATEX_PACKAGES, compile_pdf
+
+    if compile_pdf(tex) is None:
+        raise FcamError(f"{tex}: no LaTeX engine installed (on Debian: apt-get install {' '.join(LATEX_PACKAGES)})")
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -176,6 +185,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", required=True, choices=CAM_METHODS)
     p.add_argument("--out-dir", type=Path, required=True, help="e.g. reports/figures")
     p.add_argument("--max-rows", type=_positive, default=8, help="samples shown in the sample grid")
+    p.add_argument("--preset", help="name of the params preset, for tracking tags")
     p.set_defaults(
         func=lambda a: run_figures(
             FiguresArgs(
@@ -193,6 +203,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="e.g. reports/paper.tex")
     p.add_argument("--tables", type=Path, nargs="*", default=[])
     p.add_argument("--figures", type=Path, nargs="*", default=[], help="figure PDFs")
+    p.add_argument("--figures-dir", type=Path, help="also include every figure PDF in this folder")
     p.add_argument("--preset", required=True)
     p.add_argument(
         "--compile", action="store_true", help="also build the PDF (skipped if no LaTeX is installed)"
@@ -202,9 +213,14 @@ def register(sub: argparse._SubParsersAction) -> None:
             PaperArgs(
                 out=a.out,
                 tables=tuple(a.tables),
-                figures=tuple(a.figures),
+                figures=tuple(a.figures) + (tuple(sorted(a.figures_dir.glob("*.pdf"))) if a.figures_dir else ()),
                 preset=a.preset,
                 compile=a.compile,
             )
         )
     )
+
+    p = rsub.add_parser("pdf", help="compile the LaTeX document to PDF (needs pdflatex)")
+    p.add_argument("--tex", type=Path, required=True, help="e.g. reports/paper.tex")
+    p.add_argument("--preset", help="name of the params preset, for tracking tags")
+    p.set_defaults(func=lambda a: run_pdf(a.tex))

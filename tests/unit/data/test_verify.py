@@ -1,0 +1,115 @@
+"""verify_dataset on prepared mini datasets, then on copies broken in one place each."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fcam.data.download import import_archives
+from fcam.data.prepare import prepare_dataset
+from fcam.data.sources import DATASETS
+from fcam.data.verify import image_size, verify_dataset
+from fcam.errors import ConfigError, DataError
+from tests.unit.data._archives import CUB_SIZES, OI_SIZES, build_archives
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """A data root with mini CUB and OpenImages prepared (read-only: copy before editing)."""
+    base = tmp_path_factory.mktemp("prepared")
+    mini = build_archives(base / "archives")
+    for ds, sizes in (("cub", CUB_SIZES), ("openimages", OI_SIZES)):
+        import_archives(ds, [mini.paths[n] for n in DATASETS[ds].sources], base, sources=mini.sources())
+        prepare_dataset(ds, base, sources=mini.sources(), expected_sizes=sizes, progress=False)
+    return base
+
+
+@pytest.fixture
+def root(prepared, tmp_path) -> Path:
+    for name in ("cub", "openimages", "metadata"):
+        shutil.copytree(prepared / name, tmp_path / name)
+    return tmp_path
+
+
+def check(root: Path, ds: str = "cub", **kwargs):
+    sizes = CUB_SIZES if ds == "cub" else OI_SIZES
+    kwargs.setdefault("expected_sizes", sizes)
+    return verify_dataset(ds, root / ds, root / "metadata" / ds, progress=False, **kwargs)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_counts_of_a_good_dataset(root):
+    assert check(root) == {
+        "dataset": "cub",
+        "splits": {
+            "train": {"images": 3, "classes": 2, "boxes": 3, "masks": 0},
+            "val": {"images": 2, "classes": 2, "boxes": 3, "masks": 0},
+            "test": {"images": 3, "classes": 2, "boxes": 3, "masks": 0},
+        },
+    }
+    assert check(root, "openimages")["splits"]["val"] == {"images": 2, "classes": 2, "boxes": 0, "masks": 3}
+
+
+def test_missing_image_names_file_and_line(root):
+    (root / "cub" / "002.Laysan_Albatross" / "Laysan_Albatross_0082_524.jpg").unlink()
+    with pytest.raises(
+        DataError, match=r"train/image_ids.txt:3: image file .*Laysan_Albatross_0082_524.jpg does not"
+    ):
+        check(root)
+
+
+def test_box_outside_its_image_names_file_and_line(root):
+    edit(
+        root / "metadata/cub/val/localization.txt", "30107316117.jpg,10,5,40,30", "30107316117.jpg,10,5,61,30"
+    )
+    with pytest.raises(DataError, match=r"val/localization.txt:1: box lies outside the 60x45 image"):
+        check(root)
+
+
+def test_recorded_size_differing_from_header(root):
+    edit(root / "metadata/cub/test/image_sizes.txt", "0002_55.jpg,36,30", "0002_55.jpg,36,31")
+    with pytest.raises(
+        DataError,
+        match=r"test/image_sizes.txt:2: .*0002_55.jpg' is recorded as 36x31 but its header says 36x30",
+    ):
+        check(root)
+    check(root, check_image_headers=False)  # the metadata alone is consistent
+
+
+def test_label_beyond_the_classes_of_the_dataset(root):
+    edit(root / "metadata/cub/test/class_labels.txt", "0044_784.jpg,1", "0044_784.jpg,200")
+    with pytest.raises(DataError, match=r"test/class_labels.txt:3: label 200 .* not below the 200 classes"):
+        check(root)
+
+
+def test_missing_localisation_split_and_counts(root):
+    (root / "metadata/cub/val/localization.txt").unlink()
+    with pytest.raises(DataError, match=r"val/localization.txt: metadata file not found"):
+        check(root)
+    shutil.rmtree(root / "metadata/cub/val")
+    with pytest.raises(DataError, match=r"cub/val: split folder not found"):
+        check(root)
+    with pytest.raises(DataError, match=r"expected 5994 for cub/train \(docs/protocol.md\)"):
+        check(root, expected_sizes=None)
+
+
+def test_missing_ignore_mask_of_openimages(root):
+    (root / "openimages/test/01226z/0a51958fcd523ae4_ignore.png").unlink()
+    with pytest.raises(DataError, match=r"test/localization.txt:1: mask file .*_ignore.png does not exist"):
+        check(root, "openimages")
+
+
+def test_unknown_dataset_and_unreadable_image(root):
+    with pytest.raises(ConfigError, match="unknown dataset 'imagenet'"):
+        verify_dataset("imagenet", root, root)
+    bad = root / "not_an_image.jpg"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"not_an_image\.jpg: cannot read the image header"):
+        image_size(bad)
