@@ -20,3 +20,6 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         "reports/table1.tex",
+        "reports/table2.tex",
+        "reports/comparison.md",
+        "reports/paper.tex",

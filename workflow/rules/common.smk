@@ -82,3 +82,18 @@ def evaluation_metrics(datasets=DATASETS):
         method=METHODS,
         variant=["baseline", "fcam"],
     )
+
+
+FIGURE_KINDS = ["samples", "accuracy_vs_tau", "histograms"]
+
+
+def figure_files(ext="pdf"):
+    """Every figure of the enabled (dataset, backbone, method) combinations."""
+    return expand(
+        "reports/figures/{ds}_{backbone}_{method}_{kind}.{ext}",
+        ds=DATASETS,
+        backbone=BACKBONES,
+        method=METHODS,
+        kind=FIGURE_KINDS,
+        ext=ext,
+    )

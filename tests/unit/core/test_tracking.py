@@ -52,6 +52,7 @@ def test_run_records_params_metrics_tags_and_failure(tmp_path, monkeypatch):
     assert "git_commit" in runs["evaluate"].data.tags
 
 
+@pytest.mark.slow
 def test_concurrent_jobs_lose_no_run_or_metric(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
