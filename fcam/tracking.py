@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import logging
 import os
 import subprocess
@@ -126,6 +127,27 @@ class Tracker:
             _retry(lambda k=key, v=value: self._client.set_tag(self.run_id, k, str(v)), "set tag")
 
 
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Serialise the opening of a SQLite store across processes.
+
+    MLflow creates and migrates the database schema on first use; two jobs doing it at once
+    fail ("duplicate column"). A lock file beside the database makes the first job create it
+    while the others wait. Other stores need no lock.
+    """
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri[len("sqlite:///") :])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _experiment_id(client: Any, root: Path) -> str:
     exp = client.get_experiment_by_name(EXPERIMENT)
     if exp is not None:
@@ -162,8 +184,9 @@ def tracked_run(
 
     root = project_root()
     uri = tracking_uri or default_tracking_uri(root)
-    client = MlflowClient(tracking_uri=uri)
-    exp_id = _retry(lambda: _experiment_id(client, root), "create experiment")
+    with _store_lock(uri):
+        client = MlflowClient(tracking_uri=uri)
+        exp_id = _retry(lambda: _experiment_id(client, root), "create experiment")
     all_tags = {"stage": stage, "git_commit": _git_commit(root), **{k: str(v) for k, v in tags.items()}}
     name = "/".join([stage, *(str(tags[k]) for k in ("ds", "backbone", "method", "split", "variant") if k in tags)])
     run = _retry(lambda: client.create_run(exp_id, run_name=name, tags=all_tags), "create run")

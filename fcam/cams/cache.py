@@ -76,7 +76,8 @@ def cache_cams(cfg: CamCacheConfig) -> Path:
     size = cfg.resize_size if cfg.split == "train" else cfg.crop_size
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    meta = read_split(cfg.metadata_root / cfg.split, cfg.dataset_root, kind=DATASET_KINDS[cfg.ds])
+    kind = DATASET_KINDS[cfg.ds] if cfg.split != "train" else None  # train: labels only on mask datasets
+    meta = read_split(cfg.metadata_root / cfg.split, cfg.dataset_root, kind=kind)
     model = load_classifier(cfg.checkpoint, device)
     loader = DataLoader(WSOLDataset(meta, train=False, resize_size=size, crop_size=size),
                         batch_size=cfg.batch_size, shuffle=False)

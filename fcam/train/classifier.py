@@ -102,7 +102,8 @@ def train_classifier(cfg: ClassifierConfig) -> dict[str, float]:
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     kind = DATASET_KINDS[cfg.ds]
-    train_meta = read_split(cfg.metadata_root / "train", cfg.dataset_root, kind=kind)
+    # The train split carries labels only on mask datasets (like OpenImages): no localisation needed.
+    train_meta = read_split(cfg.metadata_root / "train", cfg.dataset_root)
     val_meta = read_split(cfg.metadata_root / "val", cfg.dataset_root, kind=kind)
     train_set = WSOLDataset(train_meta, train=True, resize_size=cfg.resize_size, crop_size=cfg.crop_size, seed=cfg.seed)
     val_set = WSOLDataset(val_meta, train=False, resize_size=cfg.resize_size, crop_size=cfg.crop_size)

@@ -123,7 +123,8 @@ def train_decoder(cfg: DecoderConfig) -> float:
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     kind = DATASET_KINDS[cfg.ds]
-    train_meta = read_split(cfg.metadata_root / "train", cfg.dataset_root, kind=kind)
+    # The train split carries labels only on mask datasets (like OpenImages): no localisation needed.
+    train_meta = read_split(cfg.metadata_root / "train", cfg.dataset_root)
     val_meta = read_split(cfg.metadata_root / "val", cfg.dataset_root, kind=kind)
     cache = load_cam_cache(cfg.cams, train_meta.image_ids)
     if cache["size"] != cfg.resize_size:

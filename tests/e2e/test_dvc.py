@@ -1,0 +1,34 @@
+"""`dvc repro` on the smoke preset runs the pipeline, and a decoder parameter reruns only what it touches."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from tests.e2e.workspace import BIN, make_workspace, run
+
+pytestmark = pytest.mark.slow
+
+
+def _stages_run(output: str) -> set[str]:
+    return {name.split("@")[0] for name in re.findall(r"Running stage '([^']+)'", output)}
+
+
+def test_dvc_repro_and_decoder_parameter_change(tmp_path):
+    ws = make_workspace(tmp_path / "dvc", "smoke", dvc=True)
+    dvc = str(BIN / "dvc")
+    first = run([dvc, "repro"], ws, timeout=1800).stdout
+    assert {"synth", "classifier", "cams", "decoder", "evaluate_baseline", "evaluate_fcam", "table1"} <= _stages_run(first)
+    assert (ws / "reports" / "table1.tex").is_file()
+    assert (ws / "dvc.lock").is_file()
+
+    assert _stages_run(run([dvc, "repro"], ws).stdout) == set()
+
+    params = yaml.safe_load((ws / "params.yaml").read_text())
+    params["decoder"]["lr"] = 0.02
+    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    rerun = _stages_run(run([dvc, "repro"], ws, timeout=1800).stdout)
+    assert {"decoder", "evaluate_fcam"} <= rerun
+    assert rerun <= {"decoder", "evaluate_fcam", "table1", "table2", "comparison", "figures", "paper"}
