@@ -37,7 +37,7 @@ def _describe(error: Any) -> str:
         return f"{_key(error.absolute_path + type(error.absolute_path)(extra[:1]))}: unknown key"
     if validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return f"{_key(list(error.absolute_path) + [missing])}: missing"
+        return f"{_key([*list(error.absolute_path), missing])}: missing"
     if validator == "enum":
         return f"{_key(error.absolute_path)}: {value!r} is not one of {error.validator_value}"
     if validator == "type":
@@ -60,7 +60,10 @@ def validate_params(config: Mapping[str, Any], schema_path: Path, *, source: str
 
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(dict(config)), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = sorted(
+        validator.iter_errors(dict(config)),
+        key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))),
+    )
     if errors:
         raise ConfigError(f"{source}: {_describe(errors[0])}")
     names = [d["name"] for d in config["datasets"]]
@@ -72,7 +75,9 @@ def validate_params(config: Mapping[str, Any], schema_path: Path, *, source: str
         assert name in DATASET_KINDS  # the schema's enum guarantees it
     clf = config["classifier"]
     if clf["crop_size"] > clf["resize_size"]:
-        raise ConfigError(f"{source}: classifier.crop_size: {clf['crop_size']} exceeds resize_size {clf['resize_size']}")
+        raise ConfigError(
+            f"{source}: classifier.crop_size: {clf['crop_size']} exceeds resize_size {clf['resize_size']}"
+        )
     for name, term in config["decoder"]["loss"].items():
         if term["end_epoch"] is not None and term["end_epoch"] < term["start_epoch"]:
             raise ConfigError(f"{source}: decoder.loss.{name}.end_epoch: before start_epoch")

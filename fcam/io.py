@@ -53,7 +53,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     tmp_path.chmod(0o666 & ~umask)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        tmp_path.replace(path)
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -76,11 +76,11 @@ def atomic_dir(path: Path | str) -> Iterator[Path]:
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
+            path.replace(old)
+            tmp.replace(path)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, path)
+            tmp.replace(path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -98,9 +98,8 @@ def load_json(path: Path | str) -> Any:
 
 def save_npz(path: Path | str, **arrays: np.ndarray) -> None:
     """Write arrays to a compressed ``.npz`` file, atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        np.savez_compressed(f, **arrays)
 
 
 def save_checkpoint(obj: dict[str, Any], path: Path | str) -> None:

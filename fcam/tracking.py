@@ -140,7 +140,7 @@ def _store_lock(uri: str) -> Iterator[None]:
         return
     db = Path(uri[len("sqlite:///") :])
     db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".lock"), "w") as handle:
+    with db.with_name(db.name + ".lock").open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -188,7 +188,9 @@ def tracked_run(
         client = MlflowClient(tracking_uri=uri)
         exp_id = _retry(lambda: _experiment_id(client, root), "create experiment")
     all_tags = {"stage": stage, "git_commit": _git_commit(root), **{k: str(v) for k, v in tags.items()}}
-    name = "/".join([stage, *(str(tags[k]) for k in ("ds", "backbone", "method", "split", "variant") if k in tags)])
+    name = "/".join(
+        [stage, *(str(tags[k]) for k in ("ds", "backbone", "method", "split", "variant") if k in tags)]
+    )
     run = _retry(lambda: client.create_run(exp_id, run_name=name, tags=all_tags), "create run")
     tracker = Tracker(client, run.info.run_id)
     log.info("MLflow run %s (%s) in %s", run.info.run_id, name, uri)

@@ -79,26 +79,51 @@ def cache_cams(cfg: CamCacheConfig) -> Path:
     kind = DATASET_KINDS[cfg.ds] if cfg.split != "train" else None  # train: labels only on mask datasets
     meta = read_split(cfg.metadata_root / cfg.split, cfg.dataset_root, kind=kind)
     model = load_classifier(cfg.checkpoint, device)
-    loader = DataLoader(WSOLDataset(meta, train=False, resize_size=size, crop_size=size),
-                        batch_size=cfg.batch_size, shuffle=False)
+    loader = DataLoader(
+        WSOLDataset(meta, train=False, resize_size=size, crop_size=size),
+        batch_size=cfg.batch_size,
+        shuffle=False,
+    )
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     cams, logits, labels = [], [], []
-    tags = {"ds": cfg.ds, "backbone": cfg.backbone, "method": cfg.method, "split": cfg.split, "preset": cfg.preset}
+    tags = {
+        "ds": cfg.ds,
+        "backbone": cfg.backbone,
+        "method": cfg.method,
+        "split": cfg.split,
+        "preset": cfg.preset,
+    }
     with tracked_run("cams", tags=tags, params=cfg) as run:
         for batch in tqdm(loader, desc=f"cams {cfg.split}", leave=False, mininterval=10):
             images, y = batch["image"].to(device), batch["label"].to(device)
-            c, lg = compute_cams(model, images, y, cfg.method, reference=cfg.cam_reference,
-                                 generator=generator, return_logits=True)
+            c, lg = compute_cams(
+                model,
+                images,
+                y,
+                cfg.method,
+                reference=cfg.cam_reference,
+                generator=generator,
+                return_logits=True,
+            )
             cams.append(c.detach().to(torch.float16).cpu())
             logits.append(lg.detach().float().cpu())
             labels.append(y.cpu())
         logits_all = torch.cat(logits)
         labels_all = torch.cat(labels)
-        save_checkpoint({
-            "image_ids": list(meta.image_ids), "cams": torch.cat(cams), "logits": logits_all,
-            "labels": labels_all, "size": size, "method": cfg.method,
-        }, cfg.out)
-        run.log_metrics({"classification_top1": 100.0 * float((logits_all.argmax(1) == labels_all).float().mean())})
+        save_checkpoint(
+            {
+                "image_ids": list(meta.image_ids),
+                "cams": torch.cat(cams),
+                "logits": logits_all,
+                "labels": labels_all,
+                "size": size,
+                "method": cfg.method,
+            },
+            cfg.out,
+        )
+        run.log_metrics(
+            {"classification_top1": 100.0 * float((logits_all.argmax(1) == labels_all).float().mean())}
+        )
     return cfg.out
 
 

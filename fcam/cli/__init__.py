@@ -61,7 +61,11 @@ def _run(args: argparse.Namespace) -> None:
         return
     from fcam.tracking import tracked_run
 
-    tags = {k: getattr(args, k) for k in ("ds", "backbone", "method", "variant", "preset") if getattr(args, k, None)}
+    tags = {
+        k: getattr(args, k)
+        for k in ("ds", "backbone", "method", "variant", "preset")
+        if getattr(args, k, None)
+    }
     tags["command"] = " ".join(str(v) for k, v in sorted(vars(args).items()) if k.endswith("command"))
     params = {k: v for k, v in vars(args).items() if k not in ("func", "tracked_stage", "log", "verbose")}
     with tracked_run(stage, tags=tags, params=params):

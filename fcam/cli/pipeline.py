@@ -29,8 +29,12 @@ def _common(p: argparse.ArgumentParser, *, method: bool = True) -> None:
     p.add_argument("--backbone", required=True, choices=BACKBONES)
     if method:
         p.add_argument("--method", required=True, choices=CAM_METHODS)
-    p.add_argument("--dataset-root", type=Path, required=True, help="folder the metadata's image paths are relative to")
-    p.add_argument("--metadata-root", type=Path, required=True, help="folder holding train/ val/ test/ metadata")
+    p.add_argument(
+        "--dataset-root", type=Path, required=True, help="folder the metadata's image paths are relative to"
+    )
+    p.add_argument(
+        "--metadata-root", type=Path, required=True, help="folder holding train/ val/ test/ metadata"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=1, help="torch threads (Snakemake's threads:)")
@@ -51,26 +55,58 @@ def _sgd(p: argparse.ArgumentParser) -> None:
 
 def _common_kwargs(a: argparse.Namespace) -> dict[str, Any]:
     set_threads(a.threads)
-    return {"ds": a.ds, "backbone": a.backbone, "dataset_root": a.dataset_root, "metadata_root": a.metadata_root,
-            "seed": a.seed, "device": a.device, "preset": a.preset}
+    return {
+        "ds": a.ds,
+        "backbone": a.backbone,
+        "dataset_root": a.dataset_root,
+        "metadata_root": a.metadata_root,
+        "seed": a.seed,
+        "device": a.device,
+        "preset": a.preset,
+    }
 
 
 def _train_classifier(a: argparse.Namespace) -> None:
     from fcam.train.classifier import ClassifierConfig, train_classifier
 
-    train_classifier(ClassifierConfig(
-        **_common_kwargs(a), methods=tuple(a.methods), out_dir=a.out_dir, pretrained=a.pretrained,
-        epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, momentum=a.momentum, nesterov=a.nesterov,
-        weight_decay=a.weight_decay, step_size=a.step_size, gamma=a.gamma, resize_size=a.resize_size,
-        crop_size=a.crop_size, val_step=a.val_step, cam_reference=a.cam_reference))
+    train_classifier(
+        ClassifierConfig(
+            **_common_kwargs(a),
+            methods=tuple(a.methods),
+            out_dir=a.out_dir,
+            pretrained=a.pretrained,
+            epochs=a.epochs,
+            batch_size=a.batch_size,
+            lr=a.lr,
+            momentum=a.momentum,
+            nesterov=a.nesterov,
+            weight_decay=a.weight_decay,
+            step_size=a.step_size,
+            gamma=a.gamma,
+            resize_size=a.resize_size,
+            crop_size=a.crop_size,
+            val_step=a.val_step,
+            cam_reference=a.cam_reference,
+        )
+    )
 
 
 def _cache_cams(a: argparse.Namespace) -> None:
     from fcam.cams.cache import CamCacheConfig, cache_cams
 
-    cache_cams(CamCacheConfig(
-        **_common_kwargs(a), method=a.method, split=a.split, checkpoint=a.checkpoint, out=a.out, resize_size=a.resize_size, crop_size=a.crop_size,
-        batch_size=a.batch_size, cam_reference=a.cam_reference))
+    cache_cams(
+        CamCacheConfig(
+            **_common_kwargs(a),
+            method=a.method,
+            split=a.split,
+            checkpoint=a.checkpoint,
+            out=a.out,
+            resize_size=a.resize_size,
+            crop_size=a.crop_size,
+            batch_size=a.batch_size,
+            cam_reference=a.cam_reference,
+        )
+    )
 
 
 def _train_decoder(a: argparse.Namespace) -> None:
@@ -78,43 +114,95 @@ def _train_decoder(a: argparse.Namespace) -> None:
     from fcam.train.decoder import DecoderConfig, train_decoder
 
     terms = tuple(
-        LossTerm(name, weight=getattr(a, f"{name}_weight"), start_epoch=getattr(a, f"{name}_start"),
-                 end_epoch=getattr(a, f"{name}_end"))
-        for name in ("pce", "crf", "size") if getattr(a, f"{name}_weight") > 0
+        LossTerm(
+            name,
+            weight=getattr(a, f"{name}_weight"),
+            start_epoch=getattr(a, f"{name}_start"),
+            end_epoch=getattr(a, f"{name}_end"),
+        )
+        for name in ("pce", "crf", "size")
+        if getattr(a, f"{name}_weight") > 0
     )
-    train_decoder(DecoderConfig(
-        **_common_kwargs(a), method=a.method, classifier=a.classifier, cams=a.cams, out_dir=a.out_dir,
-        epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, momentum=a.momentum, nesterov=a.nesterov,
-        weight_decay=a.weight_decay, resize_size=a.resize_size, crop_size=a.crop_size, val_step=a.val_step,
-        n_fg=a.n_fg, n_bg=a.n_bg, bg_fraction=a.bg_fraction, erosion=a.erosion, dilation=a.dilation, terms=terms,
-        crf_sigma_rgb=a.crf_sigma_rgb, crf_sigma_xy=a.crf_sigma_xy, crf_scale=a.crf_scale,
-        barrier_t0=a.barrier_t0, barrier_factor=a.barrier_factor, barrier_t_max=a.barrier_t_max))
+    train_decoder(
+        DecoderConfig(
+            **_common_kwargs(a),
+            method=a.method,
+            classifier=a.classifier,
+            cams=a.cams,
+            out_dir=a.out_dir,
+            epochs=a.epochs,
+            batch_size=a.batch_size,
+            lr=a.lr,
+            momentum=a.momentum,
+            nesterov=a.nesterov,
+            weight_decay=a.weight_decay,
+            resize_size=a.resize_size,
+            crop_size=a.crop_size,
+            val_step=a.val_step,
+            n_fg=a.n_fg,
+            n_bg=a.n_bg,
+            bg_fraction=a.bg_fraction,
+            erosion=a.erosion,
+            dilation=a.dilation,
+            terms=terms,
+            crf_sigma_rgb=a.crf_sigma_rgb,
+            crf_sigma_xy=a.crf_sigma_xy,
+            crf_scale=a.crf_scale,
+            barrier_t0=a.barrier_t0,
+            barrier_factor=a.barrier_factor,
+            barrier_t_max=a.barrier_t_max,
+        )
+    )
 
 
 def _evaluate(a: argparse.Namespace) -> None:
     from fcam.evaluate.job import EvaluateConfig, evaluate
 
-    evaluate(EvaluateConfig(
-        **_common_kwargs(a), method=a.method, variant=a.variant, out_dir=a.out_dir, cams=a.cams,
-        classifier=a.classifier, decoder_best=a.decoder_best, decoder_last=a.decoder_last, split=a.split,
-        size=a.size, step=a.step, samples=a.samples, batch_size=a.batch_size))
+    evaluate(
+        EvaluateConfig(
+            **_common_kwargs(a),
+            method=a.method,
+            variant=a.variant,
+            out_dir=a.out_dir,
+            cams=a.cams,
+            classifier=a.classifier,
+            decoder_best=a.decoder_best,
+            decoder_last=a.decoder_last,
+            split=a.split,
+            size=a.size,
+            step=a.step,
+            samples=a.samples,
+            batch_size=a.batch_size,
+        )
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train-classifier``, ``cache-cams``, ``train-decoder`` and ``evaluate``."""
-    p = sub.add_parser("train-classifier", help="phase 1: train a classifier, select the best epoch per CAM method")
+    p = sub.add_parser(
+        "train-classifier", help="phase 1: train a classifier, select the best epoch per CAM method"
+    )
     _common(p, method=False)
     _sgd(p)
-    p.add_argument("--methods", nargs="+", default=list(CAM_METHODS), choices=CAM_METHODS,
-                   help="CAM methods to select the best epoch for (default: all)")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(CAM_METHODS),
+        choices=CAM_METHODS,
+        help="CAM methods to select the best epoch for (default: all)",
+    )
     p.add_argument("--pretrained", choices=("none", "imagenet"), default="none")
     p.add_argument("--step-size", type=int, default=15, help="epochs between learning-rate decays")
     p.add_argument("--gamma", type=float, default=0.1, help="learning-rate decay factor")
-    p.add_argument("--cam-reference", type=_bool, default=False, help="the authors' CAM variants (method.md §8)")
+    p.add_argument(
+        "--cam-reference", type=_bool, default=False, help="the authors' CAM variants (method.md §8)"
+    )
     p.add_argument("--out-dir", type=Path, required=True)
     p.set_defaults(func=_train_classifier)
 
-    p = sub.add_parser("cache-cams", help="store the low-resolution CAMs of a frozen classifier for one split")
+    p = sub.add_parser(
+        "cache-cams", help="store the low-resolution CAMs of a frozen classifier for one split"
+    )
     _common(p)
     p.add_argument("--split", required=True, choices=SPLITS)
     p.add_argument("--checkpoint", type=Path, required=True, help="classifier best.pt for this method")
@@ -137,7 +225,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--erosion", type=int, default=11)
     p.add_argument("--dilation", type=int, default=3)
     for name, weight in (("pce", 1.0), ("crf", 2e-9), ("size", 0.1)):
-        p.add_argument(f"--{name}-weight", type=float, default=weight, help=f"weight of the {name} term (0 = off)")
+        p.add_argument(
+            f"--{name}-weight", type=float, default=weight, help=f"weight of the {name} term (0 = off)"
+        )
         p.add_argument(f"--{name}-start", type=int, default=0, help="first epoch (0-based) of the term")
         p.add_argument(f"--{name}-end", type=_optional_int, default=None, help="last epoch (0-based) or none")
     p.add_argument("--crf-sigma-rgb", type=float, default=15.0)

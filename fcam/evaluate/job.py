@@ -89,20 +89,28 @@ class _MapStats:
         else:
             fg = load_gt_masks(self.meta, ids, size=EVAL_SIZE)[0]
         bins = np.clip((maps * HIST_BINS).astype(np.int64), 0, HIST_BINS - 1)
-        self.counts += np.stack([np.bincount(bins[~fg], minlength=HIST_BINS), np.bincount(bins[fg], minlength=HIST_BINS)])
+        self.counts += np.stack(
+            [np.bincount(bins[~fg], minlength=HIST_BINS), np.bincount(bins[fg], minlength=HIST_BINS)]
+        )
         for n, image_id in enumerate(ids):
             if len(self.sample_ids) < self.samples:
                 self.sample_ids.append(image_id)
                 self.sample_maps.append(maps[n].astype(np.float32))
 
     def histogram(self) -> dict:
-        return {"edges": self.edges.tolist(), "counts": self.counts.sum(0).tolist(),
-                "counts_bg": self.counts[0].tolist(), "counts_fg": self.counts[1].tolist()}
+        return {
+            "edges": self.edges.tolist(),
+            "counts": self.counts.sum(0).tolist(),
+            "counts_bg": self.counts[0].tolist(),
+            "counts_fg": self.counts[1].tolist(),
+        }
 
 
 def _load_image(meta: SplitMetadata, image_id: str) -> np.ndarray:
     bgr = cv2.imread(str(meta.root / image_id), cv2.IMREAD_COLOR)
-    return cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (EVAL_SIZE, EVAL_SIZE), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(
+        cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (EVAL_SIZE, EVAL_SIZE), interpolation=cv2.INTER_LINEAR
+    )
 
 
 def _best_tau(score: LocalisationScore, kind: str) -> float:
@@ -115,7 +123,9 @@ def _best_tau(score: LocalisationScore, kind: str) -> float:
     return float(np.asarray(curves["threshold"])[int(np.argmax(f1))])
 
 
-def _samples(stats: _MapStats, meta: SplitMetadata, kind: str, score: LocalisationScore) -> dict[str, np.ndarray]:
+def _samples(
+    stats: _MapStats, meta: SplitMetadata, kind: str, score: LocalisationScore
+) -> dict[str, np.ndarray]:
     ids = stats.sample_ids
     best_tau = _best_tau(score, kind)
     out: dict[str, np.ndarray] = {
@@ -131,9 +141,12 @@ def _samples(stats: _MapStats, meta: SplitMetadata, kind: str, score: Localisati
         for n, g in enumerate(gts):
             padded[n, : len(g)] = g
         out["gt_boxes"] = padded
-        out["pred_boxes"] = np.stack([
-            boxes_from_map(m.astype(np.float64), best_tau, multi_contour=False)[0] for m in stats.sample_maps
-        ]).astype(np.int32)
+        out["pred_boxes"] = np.stack(
+            [
+                boxes_from_map(m.astype(np.float64), best_tau, multi_contour=False)[0]
+                for m in stats.sample_maps
+            ]
+        ).astype(np.int32)
     else:
         masks, ignore = load_gt_masks(meta, ids, size=EVAL_SIZE)
         out["gt_masks"], out["ignore"] = masks, ignore
@@ -143,8 +156,14 @@ def _samples(stats: _MapStats, meta: SplitMetadata, kind: str, score: Localisati
 def _metrics(score: LocalisationScore, kind: str, top1: float) -> dict[str, float | None]:
     r = score.result
     if kind == "boxes":
-        return {"max_box_acc": r.max_box_acc, "max_box_acc_v2": r.max_box_acc_v2, "top1_loc": r.top1_loc,
-                "top5_loc": r.top5_loc, "gt_known_loc": r.gt_known_loc, "classification_top1": top1}
+        return {
+            "max_box_acc": r.max_box_acc,
+            "max_box_acc_v2": r.max_box_acc_v2,
+            "top1_loc": r.top1_loc,
+            "top5_loc": r.top5_loc,
+            "gt_known_loc": r.gt_known_loc,
+            "classification_top1": top1,
+        }
     return {"pxap": r.pxap, "classification_top1": top1}
 
 
@@ -181,8 +200,17 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     kind = DATASET_KINDS[cfg.ds]
     meta = read_split(cfg.metadata_root / cfg.split, cfg.dataset_root, kind=kind)
     stats = _MapStats(meta, kind, cfg.samples)
-    record = {"ds": cfg.ds, "backbone": cfg.backbone, "method": cfg.method, "variant": cfg.variant, "kind": kind,
-              "split": cfg.split, "checkpoint": "best", "preset": cfg.preset, "num_images": len(meta.image_ids)}
+    record = {
+        "ds": cfg.ds,
+        "backbone": cfg.backbone,
+        "method": cfg.method,
+        "variant": cfg.variant,
+        "kind": kind,
+        "split": cfg.split,
+        "checkpoint": "best",
+        "preset": cfg.preset,
+        "num_images": len(meta.image_ids),
+    }
     tags = {k: record[k] for k in ("ds", "backbone", "method", "variant", "preset")}
     with tracked_run("evaluate", tags=tags, params=cfg) as run:
         logits: list[torch.Tensor] = []
@@ -193,18 +221,35 @@ def evaluate(cfg: EvaluateConfig) -> dict:
                 yield idx, maps, lg
 
         if cfg.variant == "baseline":
-            score = score_maps(keep_logits(_baseline_batches(cfg, meta)), meta, kind, step=cfg.step,
-                               normalise=True, on_maps=stats)
+            score = score_maps(
+                keep_logits(_baseline_batches(cfg, meta)),
+                meta,
+                kind,
+                step=cfg.step,
+                normalise=True,
+                on_maps=stats,
+            )
             record["metrics"] = _metrics(score, kind, _top1(logits, meta))
         else:
-            loader = DataLoader(WSOLDataset(meta, train=False, resize_size=cfg.size, crop_size=cfg.size),
-                                batch_size=cfg.batch_size, shuffle=False)
+            loader = DataLoader(
+                WSOLDataset(meta, train=False, resize_size=cfg.size, crop_size=cfg.size),
+                batch_size=cfg.batch_size,
+                shuffle=False,
+            )
             model = load_fcam(cfg.decoder_best, cfg.classifier, device)
-            score = score_maps(keep_logits(_fcam_batches(model, loader, device)), meta, kind, step=cfg.step,
-                               normalise=False, on_maps=stats)
+            score = score_maps(
+                keep_logits(_fcam_batches(model, loader, device)),
+                meta,
+                kind,
+                step=cfg.step,
+                normalise=False,
+                on_maps=stats,
+            )
             record["metrics"] = _metrics(score, kind, _top1(logits, meta))
             last = load_fcam(cfg.decoder_last, cfg.classifier, device)
-            last_score = score_maps(_fcam_batches(last, loader, device), meta, kind, step=cfg.step, normalise=False)
+            last_score = score_maps(
+                _fcam_batches(last, loader, device), meta, kind, step=cfg.step, normalise=False
+            )
             record["metrics_last"] = _metrics(last_score, kind, record["metrics"]["classification_top1"])
         curves = {**score.result.curves(), "histogram": stats.histogram()}
         save_npz(cfg.out_dir / "samples.npz", **_samples(stats, meta, kind, score))

@@ -10,7 +10,6 @@ first-class output of the job.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +64,9 @@ class ClassifierConfig:
     preset: str = "default"
 
 
-def classifier_checkpoint(model: WSOLClassifier, *, ds: str, epoch: int, method: str | None, score: float | None) -> dict:
+def classifier_checkpoint(
+    model: WSOLClassifier, *, ds: str, epoch: int, method: str | None, score: float | None
+) -> dict:
     """The checkpoint dict of a classifier: weights plus what is needed to rebuild it."""
     return {
         "kind": "classifier",
@@ -79,13 +80,22 @@ def classifier_checkpoint(model: WSOLClassifier, *, ds: str, epoch: int, method:
     }
 
 
-def _val_score(model: WSOLClassifier, loader: DataLoader, cfg: ClassifierConfig, method: str, device: torch.device,
-               meta, kind) -> float:
+def _val_score(
+    model: WSOLClassifier,
+    loader: DataLoader,
+    cfg: ClassifierConfig,
+    method: str,
+    device: torch.device,
+    meta,
+    kind,
+) -> float:
     def batches():
         for batch in loader:
             images = batch["image"].to(device)
             labels = batch["label"].to(device)
-            cams, logits = compute_cams(model, images, labels, method, reference=cfg.cam_reference, return_logits=True)
+            cams, logits = compute_cams(
+                model, images, labels, method, reference=cfg.cam_reference, return_logits=True
+            )
             yield batch["index"], cams.detach().cpu(), logits.detach().cpu()
 
     return score_maps(batches(), meta, kind, step=validation_step(kind, cfg.val_step), normalise=True).value
@@ -105,14 +115,21 @@ def train_classifier(cfg: ClassifierConfig) -> dict[str, float]:
     # The train split carries labels only on mask datasets (like OpenImages): no localisation needed.
     train_meta = read_split(cfg.metadata_root / "train", cfg.dataset_root)
     val_meta = read_split(cfg.metadata_root / "val", cfg.dataset_root, kind=kind)
-    train_set = WSOLDataset(train_meta, train=True, resize_size=cfg.resize_size, crop_size=cfg.crop_size, seed=cfg.seed)
+    train_set = WSOLDataset(
+        train_meta, train=True, resize_size=cfg.resize_size, crop_size=cfg.crop_size, seed=cfg.seed
+    )
     val_set = WSOLDataset(val_meta, train=False, resize_size=cfg.resize_size, crop_size=cfg.crop_size)
     gen = torch.Generator().manual_seed(cfg.seed)
     val_loader = DataLoader(val_set, batch_size=cfg.batch_size, shuffle=False)
 
     model = build_classifier(cfg.backbone, train_meta.num_classes, pretrained=cfg.pretrained).to(device)
-    optimizer = torch.optim.SGD(model.param_groups(cfg.lr), lr=cfg.lr, momentum=cfg.momentum,
-                                nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.SGD(
+        model.param_groups(cfg.lr),
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
+    )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
 
     fingerprint = config_fingerprint(cfg)
@@ -124,8 +141,11 @@ def train_classifier(cfg: ClassifierConfig) -> dict[str, float]:
     history: list[dict] = []
     start = 1
     state = load_resume_state(resume_path, fingerprint)
-    with tracked_run("classifier", tags={"ds": cfg.ds, "backbone": cfg.backbone, "method": ",".join(cfg.methods),
-                                         "preset": cfg.preset}, params=cfg) as run:
+    with tracked_run(
+        "classifier",
+        tags={"ds": cfg.ds, "backbone": cfg.backbone, "method": ",".join(cfg.methods), "preset": cfg.preset},
+        params=cfg,
+    ) as run:
         if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -139,17 +159,23 @@ def train_classifier(cfg: ClassifierConfig) -> dict[str, float]:
                 score = _val_score(model, val_loader, cfg, method, device, val_meta, kind)
                 row[f"val_{method}"] = score
                 best[method] = score
-                save_checkpoint(classifier_checkpoint(model, ds=cfg.ds, epoch=0, method=method, score=score),
-                                work / f"best-{method}.pt")
+                save_checkpoint(
+                    classifier_checkpoint(model, ds=cfg.ds, epoch=0, method=method, score=score),
+                    work / f"best-{method}.pt",
+                )
             history.append(row)
             run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=0)
 
         for epoch in range(start, cfg.epochs + 1):
             train_set.set_epoch(epoch)
-            loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=True)
+            loader = DataLoader(
+                train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=True
+            )
             model.train()
             total, correct, loss_sum = 0, 0, 0.0
-            for batch in tqdm(loader, desc=f"classifier epoch {epoch}/{cfg.epochs}", leave=False, mininterval=10):
+            for batch in tqdm(
+                loader, desc=f"classifier epoch {epoch}/{cfg.epochs}", leave=False, mininterval=10
+            ):
                 images, labels = batch["image"].to(device), batch["label"].to(device)
                 logits = model(images)
                 loss = F.cross_entropy(logits, labels)
@@ -160,28 +186,45 @@ def train_classifier(cfg: ClassifierConfig) -> dict[str, float]:
                 correct += int((logits.argmax(1) == labels).sum())
                 total += len(labels)
             scheduler.step()
-            row = {"epoch": epoch, "train_loss": loss_sum / max(total, 1), "train_acc": 100.0 * correct / max(total, 1)}
+            row = {
+                "epoch": epoch,
+                "train_loss": loss_sum / max(total, 1),
+                "train_acc": 100.0 * correct / max(total, 1),
+            }
             for method in cfg.methods:
                 score = _val_score(model, val_loader, cfg, method, device, val_meta, kind)
                 row[f"val_{method}"] = score
                 if score > best[method]:
                     best[method] = score
-                    save_checkpoint(classifier_checkpoint(model, ds=cfg.ds, epoch=epoch, method=method, score=score),
-                                    work / f"best-{method}.pt")
+                    save_checkpoint(
+                        classifier_checkpoint(model, ds=cfg.ds, epoch=epoch, method=method, score=score),
+                        work / f"best-{method}.pt",
+                    )
             history.append(row)
             run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             log.info("epoch %d: %s", epoch, {k: round(v, 3) for k, v in row.items()})
-            save_resume_state(resume_path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "loader_rng": gen.get_state(),
-                "torch_rng": torch.get_rng_state(), "best": best, "history": history, "epoch": epoch,
-            }, fingerprint)
+            save_resume_state(
+                resume_path,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "loader_rng": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "best": best,
+                    "history": history,
+                    "epoch": epoch,
+                },
+                fingerprint,
+            )
 
         for method in cfg.methods:
             (cfg.out_dir / method).mkdir(parents=True, exist_ok=True)
-            os.replace(work / f"best-{method}.pt", cfg.out_dir / method / "best.pt")
-        save_checkpoint(classifier_checkpoint(model, ds=cfg.ds, epoch=cfg.epochs, method=None, score=None),
-                        cfg.out_dir / "last.pt")
+            (work / f"best-{method}.pt").replace(cfg.out_dir / method / "best.pt")
+        save_checkpoint(
+            classifier_checkpoint(model, ds=cfg.ds, epoch=cfg.epochs, method=None, score=None),
+            cfg.out_dir / "last.pt",
+        )
         save_json({"history": history, "best": best}, cfg.out_dir / "history.json")
         run.log_metrics({f"best_val_{m}": s for m, s in best.items()})
         run.log_artifact(cfg.out_dir / "history.json")

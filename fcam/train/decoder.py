@@ -9,7 +9,6 @@ The best epoch is selected by validation localisation of the foreground map.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,7 +97,9 @@ def load_fcam(decoder_path: Path, classifier_path: Path, device: torch.device) -
     try:
         decoder.load_state_dict(ckpt["decoder"])
     except RuntimeError as exc:
-        raise CheckpointError(f"{decoder_path}: weights do not fit a {ckpt['backbone']} decoder: {exc}") from exc
+        raise CheckpointError(
+            f"{decoder_path}: weights do not fit a {ckpt['backbone']} decoder: {exc}"
+        ) from exc
     return FCAM(classifier, decoder).to(device).eval()
 
 
@@ -128,19 +129,32 @@ def train_decoder(cfg: DecoderConfig) -> float:
     val_meta = read_split(cfg.metadata_root / "val", cfg.dataset_root, kind=kind)
     cache = load_cam_cache(cfg.cams, train_meta.image_ids)
     if cache["size"] != cfg.resize_size:
-        raise CheckpointError(f"{cfg.cams}: CAMs cached at {cache['size']} px, training resizes to {cfg.resize_size}")
-    train_set = WSOLDataset(train_meta, train=True, resize_size=cfg.resize_size, crop_size=cfg.crop_size,
-                            cams=cache["cams"].float(), seed=cfg.seed)
-    val_loader = DataLoader(WSOLDataset(val_meta, train=False, resize_size=cfg.resize_size, crop_size=cfg.crop_size),
-                            batch_size=cfg.batch_size, shuffle=False)
+        raise CheckpointError(
+            f"{cfg.cams}: CAMs cached at {cache['size']} px, training resizes to {cfg.resize_size}"
+        )
+    train_set = WSOLDataset(
+        train_meta,
+        train=True,
+        resize_size=cfg.resize_size,
+        crop_size=cfg.crop_size,
+        cams=cache["cams"].float(),
+        seed=cfg.seed,
+    )
+    val_loader = DataLoader(
+        WSOLDataset(val_meta, train=False, resize_size=cfg.resize_size, crop_size=cfg.crop_size),
+        batch_size=cfg.batch_size,
+        shuffle=False,
+    )
 
     classifier = load_classifier(cfg.classifier, device)
     model = FCAM(classifier, build_decoder(cfg.backbone, classifier.encoder.out_channels)).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                                weight_decay=cfg.weight_decay)
-    criterion = FCAMLoss(cfg.terms, crf_sigma_rgb=cfg.crf_sigma_rgb, crf_sigma_xy=cfg.crf_sigma_xy,
-                         crf_scale=cfg.crf_scale)
+    optimizer = torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+    )
+    criterion = FCAMLoss(
+        cfg.terms, crf_sigma_rgb=cfg.crf_sigma_rgb, crf_sigma_xy=cfg.crf_sigma_xy, crf_scale=cfg.crf_scale
+    )
     barrier = BarrierSchedule(t0=cfg.barrier_t0, factor=cfg.barrier_factor, t_max=cfg.barrier_t_max)
     gen = torch.Generator().manual_seed(cfg.seed)
     seed_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
@@ -162,15 +176,29 @@ def train_decoder(cfg: DecoderConfig) -> float:
 
         for epoch in range(start, cfg.epochs + 1):
             train_set.set_epoch(epoch)
-            loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=True)
+            loader = DataLoader(
+                train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=True
+            )
             model.train()
             sums: dict[str, float] = {}
             steps = 0
-            for batch in tqdm(loader, desc=f"decoder epoch {epoch}/{cfg.epochs}", leave=False, mininterval=10):
-                images, raw, cams = batch["image"].to(device), batch["raw"].to(device), batch["cam"].to(device)
+            for batch in tqdm(
+                loader, desc=f"decoder epoch {epoch}/{cfg.epochs}", leave=False, mininterval=10
+            ):
+                images, raw, cams = (
+                    batch["image"].to(device),
+                    batch["raw"].to(device),
+                    batch["cam"].to(device),
+                )
                 fg_region, bg_region = seed_regions(cams, bg_fraction=cfg.bg_fraction, erosion=cfg.erosion)
-                seeds = sample_seeds(fg_region, bg_region, n_fg=cfg.n_fg, n_bg=cfg.n_bg, dilation=cfg.dilation,
-                                     generator=seed_gen)
+                seeds = sample_seeds(
+                    fg_region,
+                    bg_region,
+                    n_fg=cfg.n_fg,
+                    n_bg=cfg.n_bg,
+                    dilation=cfg.dilation,
+                    generator=seed_gen,
+                )
                 logits = model(images)
                 loss, terms = criterion(logits, seeds, raw, epoch=epoch - 1, t=barrier.t)
                 optimizer.zero_grad(set_to_none=True)
@@ -180,8 +208,12 @@ def train_decoder(cfg: DecoderConfig) -> float:
                     sums[name] = sums.get(name, 0.0) + value
                 steps += 1
             score = _val_score(model, val_loader, val_meta, kind, validation_step(kind, cfg.val_step), device)
-            row = {"epoch": epoch, "t": barrier.t, "val_localisation": score,
-                   **{f"train_{k}": v / max(steps, 1) for k, v in sums.items()}}
+            row = {
+                "epoch": epoch,
+                "t": barrier.t,
+                "val_localisation": score,
+                **{f"train_{k}": v / max(steps, 1) for k, v in sums.items()},
+            }
             barrier.step()
             history.append(row)
             run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
@@ -189,15 +221,26 @@ def train_decoder(cfg: DecoderConfig) -> float:
             if score > best:
                 best = score
                 save_checkpoint(_decoder_checkpoint(model, cfg, epoch, score), work / "best.pt")
-            save_resume_state(resume_path, {
-                "decoder": model.decoder.state_dict(), "optimizer": optimizer.state_dict(),
-                "barrier": barrier.state_dict(), "loader_rng": gen.get_state(), "seed_rng": seed_gen.get_state(),
-                "best": best, "history": history, "epoch": epoch,
-            }, fingerprint)
+            save_resume_state(
+                resume_path,
+                {
+                    "decoder": model.decoder.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "barrier": barrier.state_dict(),
+                    "loader_rng": gen.get_state(),
+                    "seed_rng": seed_gen.get_state(),
+                    "best": best,
+                    "history": history,
+                    "epoch": epoch,
+                },
+                fingerprint,
+            )
 
-        os.replace(work / "best.pt", cfg.out_dir / "best.pt")
-        save_checkpoint(_decoder_checkpoint(model, cfg, cfg.epochs, history[-1]["val_localisation"]),
-                        cfg.out_dir / "last.pt")
+        (work / "best.pt").replace(cfg.out_dir / "best.pt")
+        save_checkpoint(
+            _decoder_checkpoint(model, cfg, cfg.epochs, history[-1]["val_localisation"]),
+            cfg.out_dir / "last.pt",
+        )
         save_json({"history": history, "best": best}, cfg.out_dir / "history.json")
         run.log_metrics({"best_val_localisation": best})
         run.log_artifact(cfg.out_dir / "history.json")

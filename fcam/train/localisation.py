@@ -37,7 +37,9 @@ def to_eval_maps(maps: torch.Tensor, *, normalise: bool) -> np.ndarray:
     Returns:
         (B, 224, 224) float64 in [0, 1]; a constant map becomes all zeros when normalised.
     """
-    up = F.interpolate(maps[:, None].float(), size=(EVAL_SIZE, EVAL_SIZE), mode="bilinear", align_corners=False)[:, 0]
+    up = F.interpolate(
+        maps[:, None].float(), size=(EVAL_SIZE, EVAL_SIZE), mode="bilinear", align_corners=False
+    )[:, 0]
     if normalise:
         flat = up.flatten(1)
         lo = flat.min(dim=1, keepdim=True).values

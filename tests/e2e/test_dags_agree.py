@@ -19,7 +19,7 @@ from tests.e2e.workspace import BIN, REPO, make_workspace, run
 def _flags(cmd: str) -> tuple[str, dict[str, str]]:
     """The subcommand and its flags of an ``fcam --log LOG <subcommand> ...`` command."""
     argv = shlex.split(cmd)
-    assert argv[0] == "fcam" and argv[1] == "--log", cmd
+    assert argv[:2] == ["fcam", "--log"], cmd
     words, flags, i = [], {}, 3
     while i < len(argv):
         if argv[i].startswith("--"):

@@ -20,7 +20,15 @@ def test_dvc_repro_and_decoder_parameter_change(tmp_path):
     ws = make_workspace(tmp_path / "dvc", "smoke", dvc=True)
     dvc = str(BIN / "dvc")
     first = run([dvc, "repro"], ws, timeout=1800).stdout
-    assert {"synth", "classifier", "cams", "decoder", "evaluate_baseline", "evaluate_fcam", "table1"} <= _stages_run(first)
+    assert {
+        "synth",
+        "classifier",
+        "cams",
+        "decoder",
+        "evaluate_baseline",
+        "evaluate_fcam",
+        "table1",
+    } <= _stages_run(first)
     assert (ws / "reports" / "table1.tex").is_file()
     assert (ws / "dvc.lock").is_file()
 

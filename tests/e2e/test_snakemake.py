@@ -1,4 +1,4 @@
-"""The real Snakemake DAG on the smoke preset: every stage runs, reports come out, MLflow has a run per job."""
+"""The real Snakemake DAG on the smoke preset: every stage runs, reports come out, one MLflow run per job."""
 
 from __future__ import annotations
 
@@ -24,7 +24,15 @@ def test_smoke_dag_produces_table1_and_one_mlflow_run_per_job(smoke_run, tmp_pat
 
     planned = _planned_jobs(make_workspace(tmp_path / "plan"))
     total = planned.pop("total")
-    assert set(planned) == {"synth", "classifier", "cams", "decoder", "evaluate_baseline", "evaluate_fcam", "table1"}
+    assert set(planned) == {
+        "synth",
+        "classifier",
+        "cams",
+        "decoder",
+        "evaluate_baseline",
+        "evaluate_fcam",
+        "table1",
+    }
 
     table = (smoke_run / "reports" / "table1.tex").read_text()
     cells = re.findall(r"(?<![\w.])\d{1,3}\.\d(?![\d])", table)

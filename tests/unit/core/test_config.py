@@ -30,23 +30,38 @@ def params():
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda c: c["classifier"].__setitem__("epochs", "six"), "classifier.epochs: expected integer, got 'six'"),
+        (
+            lambda c: c["classifier"].__setitem__("epochs", "six"),
+            "classifier.epochs: expected integer, got 'six'",
+        ),
         (lambda c: c["backbones"].append("alexnet"), "backbones[1]: 'alexnet' is not one of"),
         (lambda c: c["decoder"].__setitem__("lrr", 0.1), "decoder.lrr: unknown key"),
         (lambda c: c["classifier"].pop("lr"), "classifier.lr: missing"),
-        (lambda c: c["datasets"][0].__setitem__("name", "imagenet"), "datasets[0].name: 'imagenet' is not one of"),
+        (
+            lambda c: c["datasets"][0].__setitem__("name", "imagenet"),
+            "datasets[0].name: 'imagenet' is not one of",
+        ),
         (lambda c: c["decoder"]["loss"]["crf"].__setitem__("weight", -1.0), "decoder.loss.crf.weight"),
         (lambda c: c.__setitem__("device", "gpu"), "device"),
         (lambda c: c["synth"].pop("synth_masks"), "synth.synth_masks: missing"),
-        (lambda c: c["datasets"].append(dict(c["datasets"][0])), "datasets[2].name: 'synth_boxes' is listed twice"),
-        (lambda c: c["classifier"].__setitem__("crop_size", 512), "classifier.crop_size: 512 exceeds resize_size"),
-        (lambda c: c["decoder"]["loss"]["pce"].update(start_epoch=3, end_epoch=1), "decoder.loss.pce.end_epoch"),
+        (
+            lambda c: c["datasets"].append(dict(c["datasets"][0])),
+            "datasets[2].name: 'synth_boxes' is listed twice",
+        ),
+        (
+            lambda c: c["classifier"].__setitem__("crop_size", 512),
+            "classifier.crop_size: 512 exceeds resize_size",
+        ),
+        (
+            lambda c: c["decoder"]["loss"]["pce"].update(start_epoch=3, end_epoch=1),
+            "decoder.loss.pce.end_epoch",
+        ),
     ],
 )
 def test_mistakes_name_the_key(params, mutate, message):
     bad = copy.deepcopy(params)
     mutate(bad)
-    with pytest.raises(ConfigError, match="^params.yaml: ") as err:
+    with pytest.raises(ConfigError, match=r"^params\.yaml: ") as err:
         validate_params(bad, SCHEMA)
     assert message in str(err.value)
 
@@ -70,10 +85,16 @@ def test_paper_preset_matches_method_md():
     assert (clf["pretrained"], clf["epochs"], clf["batch_size"], clf["lr"]) == ("imagenet", 50, 32, 0.0017)
     assert (clf["momentum"], clf["nesterov"], clf["weight_decay"]) == (0.9, True, 1e-4)
     assert (clf["step_size"], clf["gamma"], clf["resize_size"], clf["crop_size"]) == (15, 0.1, 256, 224)
-    assert clf["val_step"] == 0.004 and c["evaluate"]["step"] == 0.001
+    assert clf["val_step"] == 0.004
+    assert c["evaluate"]["step"] == 0.001
     dec = c["decoder"]
     assert (dec["lr"], dec["batch_size"], dec["momentum"], dec["nesterov"], dec["weight_decay"]) == (
-        0.01, 32, 0.9, True, 1e-4)
+        0.01,
+        32,
+        0.9,
+        True,
+        1e-4,
+    )
     assert dec["seeds"] == {"n_fg": 1, "n_bg": 1, "bg_fraction": 0.1, "erosion": 11, "dilation": 3}
     loss = dec["loss"]
     assert (loss["pce"]["weight"], loss["crf"]["weight"], loss["size"]["weight"]) == (1.0, 2e-9, 0.1)

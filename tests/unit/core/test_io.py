@@ -14,7 +14,7 @@ from fcam.io import atomic_dir, atomic_path, load_checkpoint, load_json, save_ch
 def test_atomic_path_keeps_old_file_on_failure(tmp_path):
     target = tmp_path / "out.json"
     save_json({"a": 1}, target)
-    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:  # noqa: PT012 (a job killed mid-write)
         tmp.write_text("half")
         raise RuntimeError("killed")
     assert load_json(target) == {"a": 1}
@@ -34,7 +34,7 @@ def test_atomic_dir_replaces_only_on_success(tmp_path):
     target = tmp_path / "d"
     with atomic_dir(target) as tmp:
         (tmp / "a").write_text("1")
-    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:  # noqa: PT012 (a job killed mid-write)
         (tmp / "b").write_text("2")
         raise RuntimeError
     assert [p.name for p in target.iterdir()] == ["a"]
@@ -50,10 +50,10 @@ def test_checkpoints_load_weights_only(tmp_path):
     assert load_checkpoint(tmp_path / "c.pt")["name"] == "x"
 
     torch.save({"obj": _Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(CheckpointError, match="evil.pt: cannot load checkpoint"):
+    with pytest.raises(CheckpointError, match=r"evil\.pt: cannot load checkpoint"):
         load_checkpoint(tmp_path / "evil.pt")
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="junk.pt"):
+    with pytest.raises(CheckpointError, match=r"junk\.pt"):
         load_checkpoint(tmp_path / "junk.pt")

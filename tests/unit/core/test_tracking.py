@@ -26,7 +26,9 @@ def test_default_uri_is_absolute_sqlite(tmp_path, monkeypatch):
 
 def _job(args: tuple[str, int]) -> None:
     uri, i = args
-    with tracked_run("evaluate", tags={"ds": "synth_boxes", "method": f"m{i}"}, params={"i": i}, tracking_uri=uri) as r:
+    with tracked_run(
+        "evaluate", tags={"ds": "synth_boxes", "method": f"m{i}"}, params={"i": i}, tracking_uri=uri
+    ) as r:
         for epoch in range(3):
             r.log_metrics({"score": float(i * 10 + epoch)}, step=epoch)
 
@@ -42,11 +44,12 @@ def test_run_records_params_metrics_tags_and_failure(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     _job((uri, 1))
-    with pytest.raises(ValueError), tracked_run("decoder", tags={"ds": "x"}, tracking_uri=uri):
+    with pytest.raises(ValueError, match="boom"), tracked_run("decoder", tags={"ds": "x"}, tracking_uri=uri):
         raise ValueError("boom")
     client, exp = _client(uri)
     runs = {r.data.tags["stage"]: r for r in client.search_runs([exp.experiment_id])}
-    assert runs["evaluate"].info.status == "FINISHED" and runs["decoder"].info.status == "FAILED"
+    assert runs["evaluate"].info.status == "FINISHED"
+    assert runs["decoder"].info.status == "FAILED"
     assert runs["evaluate"].data.params == {"i": "1"}
     assert [m.value for m in client.get_metric_history(runs["evaluate"].info.run_id, "score")] == [10, 11, 12]
     assert "git_commit" in runs["evaluate"].data.tags

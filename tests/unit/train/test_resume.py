@@ -28,7 +28,8 @@ def test_state_round_trip_and_mismatch(tmp_path):
     fp = config_fingerprint(_Cfg())
     save_resume_state(path, {"epoch": 3, "w": torch.arange(3)}, fp)
     state = load_resume_state(path, fp)
-    assert state["epoch"] == 3 and torch.equal(state["w"], torch.arange(3))
+    assert state["epoch"] == 3
+    assert torch.equal(state["w"], torch.arange(3))
     assert load_resume_state(path, config_fingerprint(_Cfg(lr=0.5))) is None
     path.write_bytes(b"garbage")
     assert load_resume_state(path, fp) is None
