@@ -15,8 +15,10 @@ def test_to_eval_maps_normalises_after_upsampling():
     assert out.dtype == np.float64
     assert out.min() == 0.0
     assert out.max() == 1.0
-    to_eval_maps(maps, normalise=False)
-XX
+    raw = to_eval_maps(maps, normalise=False)
+    # F-CAM's probabilities are used as they are: the range stays that of the input (float32)
+    assert raw.min() == pytest.approx(0.2)
+    assert raw.max() == pytest.approx(0.6)
 
 
 def test_constant_map_becomes_zeros():
