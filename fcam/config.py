@@ -72,6 +72,8 @@ def validate_params(config: Mapping[str, Any], schema_path: Path, *, source: str
             raise ConfigError(f"{source}: datasets[{i}].name: {name!r} is listed twice")
         if name in _SYNTHETIC and name not in config.get("synth", {}):
             raise ConfigError(f"{source}: synth.{name}: missing (dataset {name!r} is synthetic)")
+        if name not in _SYNTHETIC and name not in config.get("download", {}):
+            raise ConfigError(f"{source}: download.{name}: missing (dataset {name!r} is downloaded)")
         assert name in DATASET_KINDS  # the schema's enum guarantees it
     clf = config["classifier"]
     if clf["crop_size"] > clf["resize_size"]:

@@ -80,6 +80,13 @@ def _no_verify(parser: argparse.ArgumentParser) -> None:
         help="accept archives that have no published checksum (CUBV2, OpenImages30k, wsolevaluation "
         "metadata); their sha256 is logged",
     )
+    # The same switch with a value, for pipelines that pass a parameter (params.yaml: download.<ds>).
+    parser.add_argument(
+        "--allow-unverified",
+        dest="no_verify",
+        type=lambda text: text.lower() in ("true", "1", "yes"),
+        help="true or false: as --no-verify",
+    )
 
 
 def _run_download(ns: argparse.Namespace) -> None:

@@ -297,7 +297,7 @@ def download_dataset(
             is fetched unless ``allow_unverified``.
     """
     todo = dataset_sources(ds, sources)
-    dest = downloads_dir(data_root)
+    dest = downloads_dir(data_root, ds)
     if not allow_unverified:
         for source in todo:
             if not source.verifiable:
@@ -364,7 +364,7 @@ def import_archives(
             ``allow_unverified``.
     """
     candidates = dataset_sources(ds, sources)
-    dest_dir = downloads_dir(data_root)
+    dest_dir = downloads_dir(data_root, ds)
     placed = []
     for archive in map(Path, archives):
         if not archive.is_file():

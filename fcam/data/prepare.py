@@ -259,7 +259,7 @@ def _build_openimages(
 def _checked_archives(ds: str, data_root: Path, sources: Mapping[str, Source] | None) -> dict[str, Path]:
     archives = {}
     for source in dataset_sources(ds, sources):
-        path = downloads_dir(data_root) / source.filename
+        path = downloads_dir(data_root, ds) / source.filename
         if not path.is_file():
             raise DataError(
                 f"{path}: archive not found; run `fcam data download {ds}`, or "

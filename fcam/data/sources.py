@@ -194,9 +194,13 @@ def resolve_data_root(override: Path | str | None = None) -> Path:
     return Path(env) if env else DEFAULT_DATA_ROOT
 
 
-def downloads_dir(data_root: Path) -> Path:
-    """Folder of downloaded archives."""
-    return Path(data_root) / "downloads"
+def downloads_dir(data_root: Path, ds: str) -> Path:
+    """Folder of the downloaded archives of ``ds``.
+
+    One folder per dataset: an archive two datasets share (the wsolevaluation metadata) is kept
+    once per dataset, so that two download jobs never write the same file.
+    """
+    return Path(data_root) / "downloads" / ds
 
 
 def dataset_root(data_root: Path, ds: str) -> Path:

@@ -21,7 +21,7 @@ def test_import_places_verified_archives(mini, tmp_path):
     placed = import_archives(
         "cub", [mini.paths["cub_200_2011"], mini.paths["cubv2"]], tmp_path, sources=sources
     )
-    assert placed == [tmp_path / "downloads" / "CUB_200_2011.tgz", tmp_path / "downloads" / "CUBV2.tar"]
+    assert placed == [tmp_path / "downloads" / "cub" / "CUB_200_2011.tgz", tmp_path / "downloads" / "cub" / "CUBV2.tar"]
     for path, name in zip(placed, ("cub_200_2011", "cubv2"), strict=True):
         assert path.read_bytes() == mini.paths[name].read_bytes()
     # already in place: importing the placed file itself is a no-op that still verifies it
@@ -32,7 +32,7 @@ def test_renamed_archive_is_recognised_by_checksum(mini, tmp_path):
     renamed = tmp_path / "CUB_200_2011 (1).tgz"
     shutil.copyfile(mini.paths["cub_200_2011"], renamed)
     placed = import_archives("cub", [renamed], tmp_path / "root", sources=mini.sources())
-    assert placed == [tmp_path / "root" / "downloads" / "CUB_200_2011.tgz"]
+    assert placed == [tmp_path / "root" / "downloads" / "cub" / "CUB_200_2011.tgz"]
 
 
 def test_corrupt_archive_is_refused_and_nothing_placed(mini, tmp_path):

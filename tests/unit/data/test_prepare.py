@@ -132,7 +132,7 @@ def test_missing_or_changed_archive_is_reported(mini, tmp_path):
     with pytest.raises(DataError, match=r"CUB_200_2011.tgz: archive not found; run `fcam data download cub`"):
         prepare_dataset("cub", tmp_path, sources=mini.sources(), progress=False)
     _import(mini, "cub", tmp_path)
-    archive = tmp_path / "downloads" / "CUBV2.tar"
+    archive = tmp_path / "downloads" / "cub" / "CUBV2.tar"
     archive.write_bytes(archive.read_bytes()[:-1] + b"\1")
     with pytest.raises(DownloadError, match=r"CUBV2\.tar: checksum mismatch"):
         prepare_dataset("cub", tmp_path, sources=mini.sources(), progress=False)

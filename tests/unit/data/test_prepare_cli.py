@@ -45,12 +45,12 @@ def test_import_prepare_verify(mini_cub, tmp_path, capsys):
 def test_env_data_root_is_used_when_no_flag(mini_cub, tmp_path, monkeypatch):
     monkeypatch.setenv("FCAM_DATA_ROOT", str(tmp_path / "shared"))
     assert main(["data", "import", "cub", str(mini_cub.paths["cubv2"])]) == 0
-    assert (tmp_path / "shared" / "downloads" / "CUBV2.tar").is_file()
+    assert (tmp_path / "shared" / "downloads" / "cub" / "CUBV2.tar").is_file()
     assert (
         main(["data", "import", "cub", str(mini_cub.paths["cubv2"]), "--data-root", str(tmp_path / "flag")])
         == 0
     )
-    assert (tmp_path / "flag" / "downloads" / "CUBV2.tar").is_file()
+    assert (tmp_path / "flag" / "downloads" / "cub" / "CUBV2.tar").is_file()
 
 
 def test_errors_become_one_line_and_exit_code_2(mini_cub, tmp_path, capsys, monkeypatch):
@@ -65,7 +65,7 @@ def test_errors_become_one_line_and_exit_code_2(mini_cub, tmp_path, capsys, monk
     args = ["data", "download", "cub", "--data-root", str(tmp_path), "--retries", "0", "--no-progress"]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert str(tmp_path / "downloads" / "CUB_200_2011.tgz") in err
+    assert str(tmp_path / "downloads" / "cub" / "CUB_200_2011.tgz") in err
     assert "fcam data import" in err
 
     # a source without a published checksum is refused before any network access

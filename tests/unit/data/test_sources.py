@@ -65,6 +65,6 @@ def test_data_root_flag_beats_env_beats_default(monkeypatch, tmp_path):
     monkeypatch.setenv("FCAM_DATA_ROOT", str(tmp_path / "shared"))
     assert resolve_data_root(None) == tmp_path / "shared"
     assert resolve_data_root(tmp_path / "flag") == tmp_path / "flag"
-    assert downloads_dir(tmp_path) == tmp_path / "downloads"
+    assert downloads_dir(tmp_path, "cub") == tmp_path / "downloads" / "cub"
     assert dataset_root(tmp_path, "cub") == tmp_path / "cub"
     assert metadata_root(tmp_path, "cub") == tmp_path / "metadata" / "cub"
