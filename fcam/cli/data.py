@@ -206,15 +206,37 @@ def _run_synth(ns: argparse.Namespace) -> None:
     from fcam.constants import DATASET_KINDS
     from fcam.data.synthetic import make_synthetic
 
-    args = SynthArgs(ds=ns.ds, root=ns.root, metadata_root=ns.metadata_root, classes=ns.classes, size=ns.size,
-                     train=ns.train, val=ns.val, test=ns.test, seed=ns.seed)
-    make_synthetic(args.root, args.metadata_root, flavour=DATASET_KINDS[args.ds], num_classes=args.classes,
-                   n_train=args.train, n_val=args.val, n_test=args.test, size=args.size, seed=args.seed)
+    args = SynthArgs(
+        ds=ns.ds,
+        root=ns.root,
+        metadata_root=ns.metadata_root,
+        classes=ns.classes,
+        size=ns.size,
+        train=ns.train,
+        val=ns.val,
+        test=ns.test,
+        seed=ns.seed,
+    )
+    make_synthetic(
+        args.root,
+        args.metadata_root,
+        flavour=DATASET_KINDS[args.ds],
+        num_classes=args.classes,
+        n_train=args.train,
+        n_val=args.val,
+        n_test=args.test,
+        size=args.size,
+        seed=args.seed,
+    )
 
 
 def _add_synth(group: argparse._SubParsersAction) -> None:
-    p = group.add_parser("synth", help="generate a synthetic WSOL dataset (boxes like CUB, masks like OpenImages)")
-    p.add_argument("--ds", required=True, choices=("synth_boxes", "synth_masks"), help="dataset (its flavour)")
+    p = group.add_parser(
+        "synth", help="generate a synthetic WSOL dataset (boxes: like CUB; masks: like OpenImages)"
+    )
+    p.add_argument(
+        "--ds", required=True, choices=("synth_boxes", "synth_masks"), help="dataset (its flavour)"
+    )
     p.add_argument("--root", type=Path, required=True, help="dataset root (images, masks)")
     p.add_argument("--metadata-root", type=Path, required=True, help="metadata folder (train/ val/ test/)")
     p.add_argument("--classes", type=int, required=True)
