@@ -21,7 +21,7 @@ __all__ = ["main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every registered subcommand."""
-    from fcam.cli import data, pipeline, report  # imported here so `fcam --help` lists them all
+    from fcam.cli import data, localize, pipeline, report  # imported here so `fcam --help` lists them all
 
     parser = argparse.ArgumentParser(prog="fcam", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.register(sub)
     pipeline.register(sub)
     report.register(sub)
+    localize.register(sub)
     return parser
 
 

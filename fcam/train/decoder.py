@@ -84,6 +84,8 @@ def _decoder_checkpoint(model: FCAM, cfg: DecoderConfig, epoch: int, score: floa
         "method": cfg.method,
         "epoch": epoch,
         "score": score,
+        "resize_size": cfg.resize_size,
+        "crop_size": cfg.crop_size,  # the input size it was trained at; fcam localize defaults to it
     }
 
 
