@@ -15,6 +15,7 @@ include: "workflow/rules/cams.smk"
 include: "workflow/rules/decoder.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/ablation.smk"
 
 
 rule all:
@@ -23,3 +24,4 @@ rule all:
         "reports/table2.tex",
         "reports/comparison.md",
         "reports/paper.tex",
+        "reports/ablation.tex",

@@ -80,6 +80,12 @@ def validate_params(config: Mapping[str, Any], schema_path: Path, *, source: str
         raise ConfigError(
             f"{source}: classifier.crop_size: {clf['crop_size']} exceeds resize_size {clf['resize_size']}"
         )
+    ablation = config["ablation"]
+    if ablation["backbone"] not in config["backbones"]:
+        raise ConfigError(f"{source}: ablation.backbone: {ablation['backbone']!r} is not in backbones")
+    names = [v["name"] for v in ablation["variants"]]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: ablation.variants: names must be unique, got {names}")
     for name, term in config["decoder"]["loss"].items():
         if term["end_epoch"] is not None and term["end_epoch"] < term["start_epoch"]:
             raise ConfigError(f"{source}: decoder.loss.{name}.end_epoch: before start_epoch")

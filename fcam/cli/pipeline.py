@@ -121,7 +121,7 @@ def _train_decoder(a: argparse.Namespace) -> None:
             end_epoch=getattr(a, f"{name}_end"),
         )
         for name in ("pce", "crf", "size")
-        if getattr(a, f"{name}_weight") > 0
+        if getattr(a, f"{name}_weight") > 0 and name in a.terms
     )
     train_decoder(
         DecoderConfig(
@@ -236,6 +236,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--barrier-t0", type=float, default=1.0)
     p.add_argument("--barrier-factor", type=float, default=1.01)
     p.add_argument("--barrier-t-max", type=float, default=10.0)
+    p.add_argument(
+        "--terms",
+        nargs="+",
+        choices=("pce", "crf", "size"),
+        default=["pce", "crf", "size"],
+        help="loss terms to use (the ablation turns some off); default all",
+    )
     p.set_defaults(func=_train_decoder)
 
     p = sub.add_parser("evaluate", help="threshold-sweep evaluation of the baseline or F-CAM on a split")

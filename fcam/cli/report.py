@@ -139,6 +139,12 @@ def run_pdf(tex: Path) -> None:
         raise FcamError(f"{tex}: no LaTeX engine installed (on Debian: apt-get install {' '.join(LATEX_PACKAGES)})")
 
 
+def _write_ablation(results: Path, out: Path) -> None:
+    from fcam.report.ablation import write_ablation
+
+    write_ablation(results, out)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -219,6 +225,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             )
         )
     )
+
+    p = rsub.add_parser("ablation", help="the loss ablation table of F-CAM")
+    p.add_argument("--results", type=Path, default=Path("results/ablation/evaluate"), help="ablation evaluations")
+    p.add_argument("--out", type=Path, required=True, help="e.g. reports/ablation.tex")
+    p.add_argument("--preset", help="name of the params preset, for tracking tags")
+    p.set_defaults(func=lambda a: _write_ablation(a.results, a.out))
 
     p = rsub.add_parser("pdf", help="compile the LaTeX document to PDF (needs pdflatex)")
     p.add_argument("--tex", type=Path, required=True, help="e.g. reports/paper.tex")

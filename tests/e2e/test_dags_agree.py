@@ -47,7 +47,13 @@ def _norm(value: str) -> str:
 
 
 def _snakemake_jobs(ws: Path) -> dict[str, dict]:
-    targets = ["reports/table1.tex", "reports/table2.tex", "reports/comparison.md", "reports/paper.tex"]
+    targets = [
+        "reports/table1.tex",
+        "reports/table2.tex",
+        "reports/comparison.md",
+        "reports/paper.tex",
+        "reports/ablation.tex",
+    ]
     out = run([str(BIN / "snakemake"), "-n", "-p", "--cores", "2", *targets], ws).stdout
     jobs = {}
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):

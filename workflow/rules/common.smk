@@ -30,7 +30,7 @@ wildcard_constraints:
     backbone=_alternatives(BACKBONES),
     method=_alternatives(METHODS),
     split="train|val|test",
-    variant="baseline|fcam",
+    variant="|".join(["baseline", "fcam", *(v["name"] for v in config["ablation"]["variants"])]),
 
 
 def uses_gpu():
@@ -96,4 +96,21 @@ def figure_files(ext="pdf"):
         method=METHODS,
         kind=FIGURE_KINDS,
         ext=ext,
+    )
+
+
+ABLATION = config["ablation"]
+
+
+def ablation_terms(wildcards):
+    return next(v["terms"] for v in ABLATION["variants"] if v["name"] == wildcards.variant)
+
+
+def ablation_metrics():
+    return expand(
+        "results/ablation/evaluate/{ds}/{backbone}/{method}/{variant}/metrics.json",
+        ds=DATASETS,
+        backbone=ABLATION["backbone"],
+        method=ABLATION["method"],
+        variant=[v["name"] for v in ABLATION["variants"]],
     )

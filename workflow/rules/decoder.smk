@@ -25,6 +25,7 @@ rule decoder:
         val_step=config["classifier"]["val_step"],
         seeds=config["decoder"]["seeds"],
         loss=loss_flags(config["decoder"]["loss"]),
+        terms="pce crf size",
         barrier=config["decoder"]["barrier"],
         seed=config["seed"],
         device=config["device"],
@@ -40,7 +41,7 @@ rule decoder:
         " --momentum {params.momentum} --nesterov {params.nesterov} --weight-decay {params.weight_decay}"
         " --resize-size {params.resize_size} --crop-size {params.crop_size} --val-step {params.val_step}"
         " --n-fg {params.seeds[n_fg]} --n-bg {params.seeds[n_bg]} --bg-fraction {params.seeds[bg_fraction]}"
-        " --erosion {params.seeds[erosion]} --dilation {params.seeds[dilation]} {params.loss}"
+        " --erosion {params.seeds[erosion]} --dilation {params.seeds[dilation]} {params.loss} --terms {params.terms}"
         " --barrier-t0 {params.barrier[t0]} --barrier-factor {params.barrier[factor]}"
         " --barrier-t-max {params.barrier[t_max]} --seed {params.seed} --device {params.device}"
         f" --threads {{threads}} --preset {PRESET}"
