@@ -136,7 +136,9 @@ def run_pdf(tex: Path) -> None:
     from fcam.report.document import LATEX_PACKAGES, compile_pdf
 
     if compile_pdf(tex) is None:
-        raise FcamError(f"{tex}: no LaTeX engine installed (on Debian: apt-get install {' '.join(LATEX_PACKAGES)})")
+        raise FcamError(
+            f"{tex}: no LaTeX engine installed (on Debian: apt-get install {' '.join(LATEX_PACKAGES)})"
+        )
 
 
 def _write_ablation(results: Path, out: Path) -> None:
@@ -219,7 +221,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             PaperArgs(
                 out=a.out,
                 tables=tuple(a.tables),
-                figures=tuple(a.figures) + (tuple(sorted(a.figures_dir.glob("*.pdf"))) if a.figures_dir else ()),
+                figures=tuple(a.figures)
+                + (tuple(sorted(a.figures_dir.glob("*.pdf"))) if a.figures_dir else ()),
                 preset=a.preset,
                 compile=a.compile,
             )
@@ -227,7 +230,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
 
     p = rsub.add_parser("ablation", help="the loss ablation table of F-CAM")
-    p.add_argument("--results", type=Path, default=Path("results/ablation/evaluate"), help="ablation evaluations")
+    p.add_argument(
+        "--results", type=Path, default=Path("results/ablation/evaluate"), help="ablation evaluations"
+    )
     p.add_argument("--out", type=Path, required=True, help="e.g. reports/ablation.tex")
     p.add_argument("--preset", help="name of the params preset, for tracking tags")
     p.set_defaults(func=lambda a: _write_ablation(a.results, a.out))

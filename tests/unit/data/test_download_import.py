@@ -21,7 +21,10 @@ def test_import_places_verified_archives(mini, tmp_path):
     placed = import_archives(
         "cub", [mini.paths["cub_200_2011"], mini.paths["cubv2"]], tmp_path, sources=sources
     )
-    assert placed == [tmp_path / "downloads" / "cub" / "CUB_200_2011.tgz", tmp_path / "downloads" / "cub" / "CUBV2.tar"]
+    assert placed == [
+        tmp_path / "downloads" / "cub" / "CUB_200_2011.tgz",
+        tmp_path / "downloads" / "cub" / "CUBV2.tar",
+    ]
     for path, name in zip(placed, ("cub_200_2011", "cubv2"), strict=True):
         assert path.read_bytes() == mini.paths[name].read_bytes()
     # already in place: importing the placed file itself is a no-op that still verifies it

@@ -42,5 +42,5 @@ def test_missing_and_malformed_results(tmp_path):
     path = tmp_path / "synth_boxes" / "resnet50" / "cam" / "pce" / "metrics.json"
     path.parent.mkdir(parents=True)
     path.write_text('{"kind": "boxes", "metrics": {}}')
-    with pytest.raises(DataError, match="pce/metrics.json"):
+    with pytest.raises(DataError, match=r"pce/metrics\.json"):
         collect_ablation(tmp_path)
