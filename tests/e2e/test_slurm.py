@@ -16,18 +16,20 @@ from tests.e2e.slurm_cluster import Cluster, ClusterUnavailable, install_package
 from tests.e2e.workspace import BIN, make_workspace, run
 
 PROFILE = ["--workflow-profile", "workflow/profiles/slurm"]
-GPU_RULES = {"classifier", "cams", "decoder", "evaluate_fcam"}
-# Per-attempt time limits of the GPU rules: minutes (Snakemake's runtime) and SLURM's TimeLimit.
-RUNTIME = {
+# The rules that run a network, with their per-attempt time limits: minutes (Snakemake's runtime) and
+# SLURM's TimeLimit.
+GPU_RULES = {
     "classifier": ("1440", "1-00:00:00"),
     "cams": ("120", "02:00:00"),
     "decoder": ("720", "12:00:00"),
     "evaluate_fcam": ("120", "02:00:00"),
+    "ablation_decoder": ("720", "12:00:00"),
+    "ablation_evaluate": ("120", "02:00:00"),
 }
 # The no-database route: job status from squeue (kept 300 s after a job ends, slurmctld's default
 # MinJobAge), first status check 2 s after a submission instead of 40 s.
 NO_ACCOUNTING = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2"]
-DAG_LIMIT_S = 900  # the smoke DAG takes about 4.5 minutes on a 2-CPU node
+DAG_LIMIT_S = 900  # the smoke DAG takes about 3 minutes on a 2-CPU node (2 jobs at a time)
 
 
 @pytest.fixture
@@ -51,30 +53,23 @@ def _planned(output: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def _dry_run(ws: Path) -> list[tuple[str, dict[str, str]]]:
-    out = run([str(BIN / "snakemake"), *PROFILE, "-n", "reports/table1.tex"], ws).stdout
-    return _planned(out)
+    """Every job of the whole DAG (the default target) with its resources."""
+    return _planned(run([str(BIN / "snakemake"), *PROFILE, "-n"], ws).stdout)
 
 
 def test_profile_asks_gpus_for_network_rules_and_reads_site_settings(tmp_path, site_env):
     ws = make_workspace(tmp_path / "ws")
     site_env.setenv("SBATCH_PARTITION", "gpu-short")
     jobs = _dry_run(ws)
-    assert Counter(rule for rule, _ in jobs) == {
-        "synth": 2,
-        "classifier": 2,
-        "cams": 4,
-        "decoder": 2,
-        "evaluate_baseline": 2,
-        "evaluate_fcam": 2,
-        "table1": 1,
-    }
+    assert set(GPU_RULES) <= {rule for rule, _ in jobs}
+    assert {"synth", "evaluate_baseline", "table1"} <= {rule for rule, _ in jobs}
     for rule, res in jobs:
         assert res["slurm_partition"] == "gpu-short", (rule, res)
         assert "slurm_account" not in res, (rule, res)  # unset: the plugin guesses it
         if rule in GPU_RULES:
             # smoke preset: threads 1 -> one CPU per GPU, 4 GB
             assert (res["gpu"], res["cpus_per_gpu"], res["mem_mb"]) == ("1", "1", "4000"), (rule, res)
-            assert res["runtime"] == RUNTIME[rule][0], (rule, res)
+            assert res["runtime"] == GPU_RULES[rule][0], (rule, res)
         else:
             assert res.get("gpu", "0") == "0", (rule, res)
             assert (res["mem_mb"], res["runtime"]) == ("2000", "60"), (rule, res)
@@ -139,10 +134,11 @@ def test_smoke_dag_runs_as_sbatch_jobs(slurm: Cluster, tmp_path: Path, site_env)
     planned = _planned(log)
     submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))
     records = slurm.finished_jobs()
-    assert len(submitted) == len(planned) == 15, log[-4000:]
+    assert {"synth", "classifier", "cams", "decoder", "evaluate_fcam", "table1"} <= {r for r, _ in planned}
+    assert len(submitted) == len(planned), log[-4000:]
     assert set(submitted.values()) == set(records), (submitted, sorted(records))
     for rec in records.values():
-        assert (rec["ExitCode"], rec["NodeList"], rec["Partition"]) == ("0:0", "localhost", "debug"), rec
+        assert (rec["ExitCode"], rec["BatchHost"], rec["Partition"]) == ("0:0", "localhost", "debug"), rec
         assert Path(rec["WorkDir"]) == ws, rec
     assert Counter(_rule_of(r["Comment"]) for r in records.values()) == Counter(r for r, _ in planned)
 
@@ -151,7 +147,7 @@ def test_smoke_dag_runs_as_sbatch_jobs(slurm: Cluster, tmp_path: Path, site_env)
         rule = _rule_of(rec["Comment"])
         if rule in GPU_RULES:
             assert (rec.get("TresPerJob"), rec.get("CpusPerTres")) == ("gres:gpu:1", "gres:gpu:1"), rec
-            assert (rec["MinMemoryNode"], rec["TimeLimit"]) == ("4000M", RUNTIME[rule][1]), rec
+            assert (rec["MinMemoryNode"], rec["TimeLimit"]) == ("4000M", GPU_RULES[rule][1]), rec
         else:
             assert "TresPerJob" not in rec, rec
             assert (rec["NumCPUs"], rec["MinMemoryNode"], rec["TimeLimit"]) == ("1", "2000M", "01:00:00"), rec

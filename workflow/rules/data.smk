@@ -26,6 +26,11 @@ rule synth:
         " --test {params.test} --seed {params.seed}"
 
 
+# Downloads run where Snakemake runs (a cluster's login node): compute nodes often have no internet.
+localrules:
+    download,
+
+
 rule download:
     input:
         code=code_of("data/download", "data/sources"),
