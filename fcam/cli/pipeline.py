@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fcam.constants import BACKBONES, CAM_METHODS, DATASET_KINDS, SPLITS, VARIANTS
 from fcam.runtime import set_threads
 
 __all__ = ["register"]
+
+T = TypeVar("T")
 
 
 def _bool(text: str) -> bool:
@@ -53,60 +56,26 @@ def _sgd(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-step", type=float, default=0.004)
 
 
-def _common_kwargs(a: argparse.Namespace) -> dict[str, Any]:
+def _config(cls: type[T], a: argparse.Namespace, **overrides: Any) -> T:
+    """Build a job's frozen config from the parsed flags (a flag and its field share a name).
+
+    Also applies ``--threads`` first: every job sets torch's thread count from Snakemake's.
+    """
     set_threads(a.threads)
-    return {
-        "ds": a.ds,
-        "backbone": a.backbone,
-        "dataset_root": a.dataset_root,
-        "metadata_root": a.metadata_root,
-        "seed": a.seed,
-        "device": a.device,
-        "preset": a.preset,
-    }
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{**{k: v for k, v in vars(a).items() if k in names}, **overrides})
 
 
 def _train_classifier(a: argparse.Namespace) -> None:
     from fcam.train.classifier import ClassifierConfig, train_classifier
 
-    train_classifier(
-        ClassifierConfig(
-            **_common_kwargs(a),
-            methods=tuple(a.methods),
-            out_dir=a.out_dir,
-            pretrained=a.pretrained,
-            epochs=a.epochs,
-            batch_size=a.batch_size,
-            lr=a.lr,
-            momentum=a.momentum,
-            nesterov=a.nesterov,
-            weight_decay=a.weight_decay,
-            step_size=a.step_size,
-            gamma=a.gamma,
-            resize_size=a.resize_size,
-            crop_size=a.crop_size,
-            val_step=a.val_step,
-            cam_reference=a.cam_reference,
-        )
-    )
+    train_classifier(_config(ClassifierConfig, a, methods=tuple(a.methods)))
 
 
 def _cache_cams(a: argparse.Namespace) -> None:
     from fcam.cams.cache import CamCacheConfig, cache_cams
 
-    cache_cams(
-        CamCacheConfig(
-            **_common_kwargs(a),
-            method=a.method,
-            split=a.split,
-            checkpoint=a.checkpoint,
-            out=a.out,
-            resize_size=a.resize_size,
-            crop_size=a.crop_size,
-            batch_size=a.batch_size,
-            cam_reference=a.cam_reference,
-        )
-    )
+    cache_cams(_config(CamCacheConfig, a))
 
 
 def _train_decoder(a: argparse.Namespace) -> None:
@@ -123,58 +92,13 @@ def _train_decoder(a: argparse.Namespace) -> None:
         for name in ("pce", "crf", "size")
         if getattr(a, f"{name}_weight") > 0 and name in a.terms
     )
-    train_decoder(
-        DecoderConfig(
-            **_common_kwargs(a),
-            method=a.method,
-            classifier=a.classifier,
-            cams=a.cams,
-            out_dir=a.out_dir,
-            epochs=a.epochs,
-            batch_size=a.batch_size,
-            lr=a.lr,
-            momentum=a.momentum,
-            nesterov=a.nesterov,
-            weight_decay=a.weight_decay,
-            resize_size=a.resize_size,
-            crop_size=a.crop_size,
-            val_step=a.val_step,
-            n_fg=a.n_fg,
-            n_bg=a.n_bg,
-            bg_fraction=a.bg_fraction,
-            erosion=a.erosion,
-            dilation=a.dilation,
-            terms=terms,
-            crf_sigma_rgb=a.crf_sigma_rgb,
-            crf_sigma_xy=a.crf_sigma_xy,
-            crf_scale=a.crf_scale,
-            barrier_t0=a.barrier_t0,
-            barrier_factor=a.barrier_factor,
-            barrier_t_max=a.barrier_t_max,
-        )
-    )
+    train_decoder(_config(DecoderConfig, a, terms=terms))
 
 
 def _evaluate(a: argparse.Namespace) -> None:
     from fcam.evaluate.job import EvaluateConfig, evaluate
 
-    evaluate(
-        EvaluateConfig(
-            **_common_kwargs(a),
-            method=a.method,
-            variant=a.variant,
-            out_dir=a.out_dir,
-            cams=a.cams,
-            classifier=a.classifier,
-            decoder_best=a.decoder_best,
-            decoder_last=a.decoder_last,
-            split=a.split,
-            size=a.size,
-            step=a.step,
-            samples=a.samples,
-            batch_size=a.batch_size,
-        )
-    )
+    evaluate(_config(EvaluateConfig, a))
 
 
 def register(sub: argparse._SubParsersAction) -> None:

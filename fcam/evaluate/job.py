@@ -195,6 +195,10 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     """
     if cfg.variant not in ("baseline", "fcam"):
         raise ConfigError(f"variant: expected 'baseline' or 'fcam', got {cfg.variant!r}")
+    needed = ("cams",) if cfg.variant == "baseline" else ("classifier", "decoder_best", "decoder_last")
+    missing = [f"--{name.replace('_', '-')}" for name in needed if getattr(cfg, name) is None]
+    if missing:
+        raise ConfigError(f"the {cfg.variant} evaluation needs {', '.join(missing)}")
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     kind = DATASET_KINDS[cfg.ds]
