@@ -18,12 +18,13 @@ import fcntl
 import logging
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["EXPERIMENT", "Tracker", "default_tracking_uri", "project_root", "tracked_run"]
+__all__ = ["EXPERIMENT", "Tracker", "default_tracking_uri", "project_root", "tracked_run", "ui_command"]
 
 log = logging.getLogger(__name__)
 
@@ -202,3 +203,27 @@ def tracked_run(
         status = "FINISHED"
     finally:
         _retry(lambda: client.set_terminated(run.info.run_id, status=status), "end run")
+
+
+def ui_command(*, host: str = "127.0.0.1", port: int = 5000, tracking_uri: str | None = None) -> list[str]:
+    """The command that serves the MLflow UI over fcam's store.
+
+    Bound to the loopback interface by default: the UI has no authentication, so exposing it
+    (``host="0.0.0.0"``) is a deliberate choice of the user.
+    """
+    uri = tracking_uri or default_tracking_uri()
+    root = project_root()
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--default-artifact-root",
+        (root / "mlartifacts").as_uri(),
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]

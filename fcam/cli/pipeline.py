@@ -101,6 +101,15 @@ def _evaluate(a: argparse.Namespace) -> None:
     evaluate(_config(EvaluateConfig, a))
 
 
+def _ui(a: argparse.Namespace) -> None:
+    import os
+
+    from fcam.tracking import ui_command
+
+    cmd = ui_command(host=a.host, port=a.port, tracking_uri=a.tracking_uri)
+    os.execv(cmd[0], cmd)  # the UI runs in the foreground until interrupted
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train-classifier``, ``cache-cams``, ``train-decoder`` and ``evaluate``."""
     p = sub.add_parser(
@@ -168,6 +177,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="loss terms to use (the ablation turns some off); default all",
     )
     p.set_defaults(func=_train_decoder)
+
+    p = sub.add_parser("ui", help="serve the MLflow UI over fcam's runs (127.0.0.1 by default)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (the UI has no authentication)")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--tracking-uri", help="store to serve (default: sqlite mlflow.db at the repository root)")
+    p.set_defaults(func=_ui)
 
     p = sub.add_parser("evaluate", help="threshold-sweep evaluation of the baseline or F-CAM on a split")
     _common(p)

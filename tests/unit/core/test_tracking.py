@@ -69,3 +69,62 @@ def test_concurrent_jobs_lose_no_run_or_metric(tmp_path, monkeypatch):
         history = client.get_metric_history(run.info.run_id, "score")
         assert len(history) == 3, run.data.tags
     assert Path(tmp_path / "mlflow.db").is_file()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ui_serves_the_runs_over_rest_on_loopback(tmp_path, monkeypatch):
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _job((uri, 3))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    cmd = [sys.executable, "-m", "fcam", "ui", "--port", str(port), "--tracking-uri", uri]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"{base}/experiments/get-by-name?experiment_name=fcam", timeout=5
+                ) as r:
+                    exp_id = json.load(r)["experiment"]["experiment_id"]
+                break
+            except OSError:
+                assert proc.poll() is None, "the UI exited"
+                assert time.monotonic() < deadline, "the UI did not answer within 120 s"
+                time.sleep(0.5)
+        body = json.dumps({"experiment_ids": [exp_id]}).encode()
+        req = urllib.request.Request(
+            f"{base}/runs/search", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            runs = json.load(r)["runs"]
+        assert len(runs) == 1
+        assert {t["key"]: t["value"] for t in runs[0]["data"]["tags"]}["method"] == "m3"
+        assert [m["value"] for m in runs[0]["data"]["metrics"] if m["key"] == "score"] == [32.0]
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait()
