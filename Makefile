@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
+DVC_REMOTE ?= $(abspath ..)/$(notdir $(CURDIR))-dvc-remote
 
 .PHONY: setup demo test test-all lint clean
 
@@ -17,6 +18,8 @@ setup: $(BIN)/fcam  ## install fcam and its pinned dependencies into .venv; prep
 	@[ -d .git ] || git init -q
 	@[ -d .dvc ] || $(BIN)/dvc init -q
 	@$(BIN)/dvc config cache.type reflink,hardlink,symlink,copy >/dev/null
+	@# a default local DVC remote beside the repository, unless one is configured (dvc push / dvc pull)
+	@$(BIN)/dvc remote list | grep -q . || $(BIN)/dvc remote add --local -d local "$(DVC_REMOTE)" >/dev/null
 
 demo: setup  ## run the default pipeline (synthetic benchmark) up to reports/table1.tex
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default reports/table1.tex

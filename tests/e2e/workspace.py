@@ -34,7 +34,7 @@ def run(cmd: list[str], cwd: Path, timeout: float = 1200, check: bool = True) ->
 def make_workspace(root: Path, preset: str = "smoke", *, dvc: bool = False) -> Path:
     """Copy the workflow into ``root`` with ``workflow/presets/<preset>.yaml`` as params.yaml."""
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "dvc.yaml", ".dvcignore"):
+    for name in ("Snakefile", "dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy2(REPO / name, root / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(REPO / "workflow", root / "workflow", ignore=ignore)
