@@ -4,16 +4,12 @@ last finished epoch, and end with exactly the weights and history of an uninterr
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.e2e.workspace import BIN, run
+from tests.e2e.workspace import BIN, kill_after_state, run
 
 pytestmark = pytest.mark.slow
 
@@ -39,24 +35,6 @@ COMMON = [
     "--device",
     "cpu",
 ]
-
-
-def _kill_during_second_epoch(cmd: list[str], cwd: Path, log: Path) -> None:
-    """Start ``cmd``, wait until its first epoch is saved, then SIGKILL it inside the second."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, start_new_session=True)
-    deadline = time.monotonic() + 600
-    try:
-        while "epoch 1:" not in (log.read_text() if log.exists() else ""):
-            assert proc.poll() is None, "the job ended before its first epoch was saved"
-            assert time.monotonic() < deadline, "timed out waiting for the first epoch"
-            time.sleep(0.2)
-        time.sleep(1.0)  # inside epoch 2
-        assert proc.poll() is None, "the job finished before it could be killed"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def _same_weights(a: Path, b: Path, key: str) -> None:
@@ -110,7 +88,7 @@ def test_classifier_and_decoder_resume_after_sigkill(tmp_path):
         ]
 
     run(classifier("clf_ref"), ws)
-    _kill_during_second_epoch(classifier("clf"), ws, ws / "logs" / "clf.log")
+    kill_after_state(classifier("clf"), ws, ws / "clf" / ".work" / "resume.pt")
     assert (ws / "clf" / ".work" / "resume.pt").is_file()
     assert not (ws / "clf" / "last.pt").exists()
     run(classifier("clf"), ws)
@@ -169,7 +147,7 @@ def test_classifier_and_decoder_resume_after_sigkill(tmp_path):
         ]
 
     run(decoder("dec_ref"), ws)
-    _kill_during_second_epoch(decoder("dec"), ws, ws / "logs" / "dec.log")
+    kill_after_state(decoder("dec"), ws, ws / "dec" / ".work" / "resume.pt")
     run(decoder("dec"), ws)
     assert "resuming from" in (ws / "logs" / "dec.log").read_text()
     _same_weights(ws / "dec_ref" / "last.pt", ws / "dec" / "last.pt", "decoder")

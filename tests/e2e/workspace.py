@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,27 @@ def make_workspace(root: Path, preset: str = "smoke", *, dvc: bool = False) -> P
         run([str(BIN / "dvc"), "config", "core.analytics", "false"], root)
         run([str(BIN / "dvc"), "config", "cache.type", "reflink,hardlink,symlink,copy"], root)
     return root
+
+
+def kill_after_state(cmd: list[str], cwd: Path, state: Path, timeout: float = 900) -> None:
+    """Run ``cmd`` and SIGKILL its whole process group inside the epoch after ``state`` appears.
+
+    Training jobs write their resume state atomically after each epoch, so its existence means
+    one epoch is saved; a second later the job is inside the next one.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while not state.is_file():
+            assert proc.poll() is None, f"{cmd[0]} ended before {state} was written"
+            assert time.monotonic() < deadline, f"timed out waiting for {state}"
+            time.sleep(0.2)
+        time.sleep(1.0)
+        assert proc.poll() is None, f"{cmd[0]} finished before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
