@@ -4,22 +4,50 @@ The JSON schema in ``workflow/schemas/params.schema.yaml`` says what each key ho
 applies it and the few rules a schema cannot express, and turns the first violation into one
 :class:`~fcam.errors.ConfigError` that names the key, e.g.
 ``params.yaml: classifier.epochs: expected integer, got 'six'``.
+
+Paths: ``data_root`` is the only value that becomes a path as it is; it must name a folder inside
+the repository (:func:`check_data_root`). Every other value that ends up in a path (dataset,
+backbone and method names, ablation variant names) is an enum or a ``[a-z_]`` pattern in the
+schema, so it cannot hold ``/`` or ``..``; ``preset`` is only a tag, and its pattern keeps it a
+plain name anyway.
 """
 
 from __future__ import annotations
 
+import posixpath
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
 from fcam.constants import DATASET_KINDS
 from fcam.errors import ConfigError
 
-__all__ = ["load_params", "validate_params"]
+__all__ = ["RESERVED_FOLDERS", "check_data_root", "load_params", "validate_params"]
 
 _SYNTHETIC = {"synth_boxes", "synth_masks"}
+
+#: Top-level folders of the repository that belong to the pipeline's outputs or to the tools;
+#: datasets must not live inside them (``make clean``, ``dvc gc`` or Git would touch them).
+RESERVED_FOLDERS: Final = {
+    "results": "the pipeline's results",
+    "reports": "the pipeline's reports",
+    "logs": "the jobs' logs",
+    "mlartifacts": "MLflow's artifacts",
+    ".dvc": "DVC's own folder",
+    ".snakemake": "Snakemake's own folder",
+    ".git": "Git's own folder",
+}
+
+# data_root is pasted into the shell commands of Snakemake and DVC unquoted: portable
+# file-name characters only.
+_SAFE_PATH = re.compile(r"[A-Za-z0-9._/-]+")
+_KEEP_INSIDE = (
+    "datasets are pipeline outputs and DVC tracks none outside the repository; to keep them on "
+    "another disk, make data_root a symlink (README, Datasets)"
+)
 
 
 def _key(path: Any) -> str:
@@ -45,6 +73,40 @@ def _describe(error: Any) -> str:
     return f"{_key(error.absolute_path)}: {error.message}"
 
 
+def check_data_root(value: str, *, source: str = "params.yaml") -> None:
+    """Check that ``data_root`` names a folder inside the repository, in normal form.
+
+    The check is on the text only (the working folder is the repository root for Snakemake and
+    DVC): a symlinked ``data_root`` that points elsewhere is accepted, which is how datasets on
+    another disk are used.
+
+    Args:
+        value: the ``data_root`` parameter, e.g. ``data``.
+        source: how to name the params in messages (the file name).
+
+    Raises:
+        ConfigError: ``value`` is absolute, starts with ``~``, leaves the repository through
+            ``..``, is the repository itself, is not in normal form, holds characters other than
+            letters, digits and ``. _ - /``, or lies inside one of :data:`RESERVED_FOLDERS`.
+    """
+    prefix = f"{source}: data_root: {value!r}"
+    if value.startswith(("/", "~")):
+        raise ConfigError(f"{prefix} is not a relative path inside the repository; {_KEEP_INSIDE}")
+    if not _SAFE_PATH.fullmatch(value):
+        raise ConfigError(f"{prefix} may hold only letters, digits and . _ - / (it goes into shell commands)")
+    normal = posixpath.normpath(value)
+    if normal == ".." or normal.startswith("../"):
+        raise ConfigError(f"{prefix} leaves the repository; {_KEEP_INSIDE}")
+    if normal == ".":
+        raise ConfigError(f"{prefix} is the repository itself; name a folder inside it, e.g. 'data'")
+    if normal != value:
+        raise ConfigError(f"{prefix} is not in normal form; write {normal!r}")
+    top = normal.split("/", 1)[0]
+    for folder, owner in RESERVED_FOLDERS.items():
+        if top.casefold() == folder:  # casefold: macOS file systems ignore case
+            raise ConfigError(f"{prefix} overlaps {folder}/, {owner}; use a folder of its own, e.g. 'data'")
+
+
 def validate_params(config: Mapping[str, Any], schema_path: Path, *, source: str = "params.yaml") -> None:
     """Check a parameter mapping against the schema and fcam's cross-key rules.
 
@@ -66,6 +128,7 @@ def validate_params(config: Mapping[str, Any], schema_path: Path, *, source: str
     )
     if errors:
         raise ConfigError(f"{source}: {_describe(errors[0])}")
+    check_data_root(config["data_root"], source=source)
     names = [d["name"] for d in config["datasets"]]
     for i, name in enumerate(names):
         if name in names[:i]:

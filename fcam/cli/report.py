@@ -109,6 +109,9 @@ def run_comparison(args: ComparisonArgs) -> None:
 
 def run_figures(args: FiguresArgs) -> None:
     """Write the figures of one (dataset, backbone, method)."""
+    from fcam.runtime import private_matplotlib_dir
+
+    private_matplotlib_dir()  # before matplotlib's import: keep its font cache out of ~/.cache
     from fcam.report.figures import write_figures
 
     write_figures(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from fcam.config import load_params, validate_params
+from fcam.config import check_data_root, load_params, validate_params
 from fcam.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -101,3 +102,90 @@ def test_paper_preset_matches_method_md():
     assert (loss["crf"]["sigma_rgb"], loss["crf"]["sigma_xy"], loss["crf"]["scale"]) == (15.0, 100.0, 1.0)
     assert all(t["start_epoch"] == 0 and t["end_epoch"] is None for t in loss.values())
     assert dec["barrier"] == {"t0": 1.0, "factor": 1.01, "t_max": 10.0}
+
+
+# --- paths from params: data_root stays inside the repository, names never become paths ---
+
+REPO_ITSELF = "is the repository itself"
+OUTSIDE = "is not a relative path inside the repository"
+LEAVES = "leaves the repository"
+NOT_NORMAL = "is not in normal form"
+UNSAFE = "may hold only letters, digits"
+
+
+@pytest.mark.parametrize("value", ["data", "datasets/wsol", "my-data_2.0"])
+def test_data_root_inside_the_repository_is_accepted(params, value):
+    params["data_root"] = value
+    validate_params(params, SCHEMA)
+    check_data_root(value)
+
+
+def test_default_data_root_is_data(params):
+    assert params["data_root"] == "data"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("/scratch/data", OUTSIDE),
+        ("~/data", OUTSIDE),
+        ("..", LEAVES),
+        ("../x", LEAVES),
+        ("data/../../x", LEAVES),
+        (".", REPO_ITSELF),
+        ("data/..", REPO_ITSELF),
+        ("./data", f"{NOT_NORMAL}; write 'data'"),
+        ("data/", f"{NOT_NORMAL}; write 'data'"),
+        ("data//x", f"{NOT_NORMAL}; write 'data/x'"),
+        ("data/../other", f"{NOT_NORMAL}; write 'other'"),
+        ("data;rm", UNSAFE),
+        ("$HOME/data", UNSAFE),
+        ("data\\x", UNSAFE),
+        ("results", "overlaps results/, the pipeline's results"),
+        ("results/data", "overlaps results/"),
+        ("reports/data", "overlaps reports/"),
+        ("logs", "overlaps logs/"),
+        ("mlartifacts/x", "overlaps mlartifacts/"),
+        (".dvc/data", "overlaps .dvc/, DVC's own folder"),
+        (".snakemake", "overlaps .snakemake/, Snakemake's own folder"),
+        (".git/x", "overlaps .git/"),
+        ("Results", "overlaps results/"),  # one folder on case-insensitive file systems
+    ],
+)
+def test_data_root_outside_its_own_folder_is_refused(params, value, message):
+    params["data_root"] = value
+    with pytest.raises(ConfigError) as err:
+        validate_params(params, SCHEMA)
+    text = str(err.value)
+    assert text.startswith(f"params.yaml: data_root: {value!r} "), text
+    assert message in text, text
+    assert "\n" not in text
+
+
+def test_data_root_outside_says_why_and_what_to_do(params):
+    params["data_root"] = "../x"
+    with pytest.raises(ConfigError) as err:
+        validate_params(params, SCHEMA)
+    assert str(err.value) == (
+        "params.yaml: data_root: '../x' leaves the repository; datasets are pipeline outputs and DVC "
+        "tracks none outside the repository; to keep them on another disk, make data_root a symlink "
+        "(README, Datasets)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key"),
+    [
+        (lambda c, v: c["datasets"][0].__setitem__("name", v), "datasets[0].name"),
+        (lambda c, v: c["ablation"]["variants"][0].__setitem__("name", v), "ablation.variants[0].name"),
+        (lambda c, v: c.__setitem__("preset", v), "preset"),
+    ],
+    ids=["dataset", "variant", "preset"],
+)
+@pytest.mark.parametrize("value", ["..", ".", "../x", "a/b", "/abs", ".hidden"])
+def test_names_used_in_paths_cannot_hold_separators_or_dots(params, mutate, key, value):
+    """Dataset and variant names become folders; the preset is a tag, but kept a plain name too."""
+    bad = copy.deepcopy(params)
+    mutate(bad, value)
+    with pytest.raises(ConfigError, match=rf"^params\.yaml: {re.escape(key)}: "):
+        validate_params(bad, SCHEMA)
