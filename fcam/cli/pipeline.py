@@ -75,7 +75,7 @@ def _train_classifier(a: argparse.Namespace) -> None:
 def _cache_cams(a: argparse.Namespace) -> None:
     from fcam.cams.cache import CamCacheConfig, cache_cams
 
-    cache_cams(_config(CamCacheConfig, a))
+    cache_cams(_config(CamCacheConfig, a, splits=tuple(a.splits)))
 
 
 def _train_decoder(a: argparse.Namespace) -> None:
@@ -134,16 +134,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_train_classifier)
 
     p = sub.add_parser(
-        "cache-cams", help="store the low-resolution CAMs of a frozen classifier for one split"
+        "cache-cams", help="store the low-resolution CAMs of a frozen classifier, one file per split"
     )
     _common(p)
-    p.add_argument("--split", required=True, choices=SPLITS)
+    p.add_argument("--splits", nargs="+", required=True, choices=SPLITS, help="splits to cache")
     p.add_argument("--checkpoint", type=Path, required=True, help="classifier best.pt for this method")
     p.add_argument("--resize-size", type=int, required=True, help="input size of the train split's CAMs")
     p.add_argument("--crop-size", type=int, required=True, help="input size of the other splits' CAMs")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--cam-reference", type=_bool, default=False)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out-dir", type=Path, required=True, help="writes <out-dir>/<split>.pt")
     p.set_defaults(func=_cache_cams)
 
     p = sub.add_parser("train-decoder", help="phase 2: train the F-CAM decoder from cached CAMs")

@@ -37,7 +37,6 @@ from fcam.io import save_json, save_npz
 from fcam.metrics import boxes_from_map
 from fcam.runtime import resolve_device, seed_everything
 from fcam.tracking import tracked_run
-from fcam.train.decoder import load_fcam
 from fcam.train.localisation import LocalisationScore, score_maps
 
 __all__ = ["EvaluateConfig", "evaluate"]
@@ -240,6 +239,10 @@ def evaluate(cfg: EvaluateConfig) -> dict:
                 batch_size=cfg.batch_size,
                 shuffle=False,
             )
+            # Imported here: models pull in torchvision (~1.3 s of CPU per job), which the many
+            # baseline evaluations of a pipeline do not need.
+            from fcam.train.decoder import load_fcam
+
             model = load_fcam(cfg.decoder_best, cfg.classifier, device)
             score = score_maps(
                 keep_logits(_fcam_batches(model, loader, device)),

@@ -14,17 +14,17 @@ def test_paper_preset_lists_the_full_dag(tmp_path):
     counts = {
         k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)\s*$", out.split("Job stats:", 1)[1], flags=re.M)
     }
-    # 2 datasets x 3 backbones x 6 methods (x 2 splits for the CAM caches)
+    # 2 datasets x 3 backbones x 6 methods (one CAM cache job writes the train and test splits)
     assert counts == {
         "download": 2,
         "prepare": 2,
         "classifier": 6,
-        "cams": 72,
+        "cams": 36,
         "decoder": 36,
         "evaluate_baseline": 36,
         "evaluate_fcam": 36,
         "table1": 1,
-        "total": 191,
+        "total": 155,
     }
     smk = _snakemake_jobs(ws)
     dvc = {log: job for log, job in _dvc_jobs(ws).items() if log in smk}

@@ -48,7 +48,8 @@ def test_bad_metadata_names_the_file(tmp_path, capsys):
             str(tmp_path),
             "--metadata-root",
             str(tmp_path),
-            "--split",
+            "--splits",
+            "train",
             "test",
             "--checkpoint",
             str(tmp_path / "c.pt"),
@@ -56,10 +57,10 @@ def test_bad_metadata_names_the_file(tmp_path, capsys):
             "40",
             "--crop-size",
             "32",
-            "--out",
-            str(tmp_path / "cams.pt"),
+            "--out-dir",
+            str(tmp_path / "cams"),
         ]
     )
     assert code == 2
-    assert "test/image_ids.txt" in capsys.readouterr().err
-    assert not (tmp_path / "cams.pt").exists()
+    assert "train/image_ids.txt" in capsys.readouterr().err
+    assert not (tmp_path / "cams").exists()
