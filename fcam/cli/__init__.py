@@ -73,10 +73,33 @@ def _run(args: argparse.Namespace) -> None:
         args.func(args)
 
 
+def _check_dvc_params() -> None:
+    """Under ``dvc repro``, validate ``params.yaml`` as Snakemake does before any job.
+
+    DVC sets ``DVC_ROOT`` for stage commands (the repository, or an experiment's temporary copy
+    of it) but never runs fcam's checks itself; each stage checks the params it was built from,
+    so a bad ``data_root`` or a wrong type stops the stage before it writes anything.
+    """
+    root = os.environ.get("DVC_ROOT")
+    if not root:
+        return
+    params = Path(root) / "params.yaml"
+    schema = Path(root) / "workflow" / "schemas" / "params.schema.yaml"
+    if params.is_file() and schema.is_file():
+        from fcam.config import load_params
+
+        load_params(params, schema)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fcam`` console script; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        _check_dvc_params()  # before the log redirect: DVC shows the message on the terminal
+    except FcamError as exc:
+        print(f"fcam {args.command}: error: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
     if args.log is not None:
         _redirect_output(args.log)
     logging.basicConfig(

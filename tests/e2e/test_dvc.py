@@ -70,3 +70,11 @@ def test_dvc_repro_and_decoder_parameter_change(tmp_path):
     snakemake = str(BIN / "snakemake")
     run([snakemake, "--cores", "1", "--touch", "reports/table1.tex"], clone)
     assert "Nothing to be done" in run([snakemake, "-n", "--cores", "1", "reports/table1.tex"], clone).stdout
+
+    # DVC runs none of fcam's params checks; every fcam stage validates params.yaml itself under
+    # `dvc repro` (DVC_ROOT), so a typo stops the first stage it reruns with one line naming the key.
+    params["decoder"]["lrr"] = 0.1
+    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    bad = run([dvc, "repro"], ws, timeout=600, check=False)
+    assert bad.returncode != 0
+    assert "params.yaml: decoder.lrr: unknown key" in bad.stdout + bad.stderr
