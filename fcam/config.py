@@ -143,8 +143,12 @@ def validate_params(config: Mapping[str, Any], schema_path: Path, *, source: str
         raise ConfigError(
             f"{source}: classifier.crop_size: {clf['crop_size']} exceeds resize_size {clf['resize_size']}"
         )
+    backbones = [b["name"] for b in config["backbones"]]
+    for i, name in enumerate(backbones):
+        if name in backbones[:i]:
+            raise ConfigError(f"{source}: backbones[{i}].name: {name!r} is listed twice")
     ablation = config["ablation"]
-    if ablation["backbone"] not in config["backbones"]:
+    if ablation["backbone"] not in backbones:
         raise ConfigError(f"{source}: ablation.backbone: {ablation['backbone']!r} is not in backbones")
     names = [v["name"] for v in ablation["variants"]]
     if len(set(names)) != len(names):

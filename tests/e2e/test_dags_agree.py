@@ -12,6 +12,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.e2e.workspace import BIN, REPO, make_workspace, run
 
@@ -129,3 +130,10 @@ def test_snakemake_and_dvc_dags_agree(tmp_path, preset):
         assert smk[log]["code"] == dvc[log]["code"], log
     assert _edges(smk) == _edges(dvc)
     assert len(_edges(smk)) > len(smk)  # a real DAG, not isolated jobs
+    # Each classifier gets its own backbone's learning rate (backbones[i].classifier_lr).
+    params = yaml.safe_load((ws / "params.yaml").read_text())
+    for entry in params["backbones"]:
+        flags = [job["cmd"][1] for log, job in smk.items() if log.startswith("logs/classifier/")]
+        mine = [f for f in flags if f["--backbone"] == entry["name"]]
+        assert mine, entry
+        assert all(f["--lr"] == repr(float(entry["classifier_lr"])) for f in mine), entry

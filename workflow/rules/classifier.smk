@@ -16,7 +16,7 @@ rule classifier:
         pretrained=config["classifier"]["pretrained"],
         epochs=config["classifier"]["epochs"],
         batch_size=config["classifier"]["batch_size"],
-        lr=config["classifier"]["lr"],
+        lr=classifier_lr,
         momentum=config["classifier"]["momentum"],
         nesterov=config["classifier"]["nesterov"],
         weight_decay=config["classifier"]["weight_decay"],

@@ -12,7 +12,7 @@ validate_params(config, Path(workflow.basedir) / "workflow/schemas/params.schema
 
 DATA = config["data_root"]
 DATASETS = [d["name"] for d in config["datasets"]]
-BACKBONES = config["backbones"]
+BACKBONES = [b["name"] for b in config["backbones"]]
 METHODS = config["methods"]
 SYNTHETIC = [ds for ds in DATASETS if ds.startswith("synth_")]
 REAL = [ds for ds in DATASETS if not ds.startswith("synth_")]
@@ -56,6 +56,10 @@ def code_of(*parts):
 
 def decoder_epochs(wildcards):
     return next(d["decoder_epochs"] for d in config["datasets"] if d["name"] == wildcards.ds)
+
+
+def classifier_lr(wildcards):
+    return next(b["classifier_lr"] for b in config["backbones"] if b["name"] == wildcards.backbone)
 
 
 def metadata(ds):

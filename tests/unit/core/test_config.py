@@ -35,9 +35,19 @@ def params():
             lambda c: c["classifier"].__setitem__("epochs", "six"),
             "classifier.epochs: expected integer, got 'six'",
         ),
-        (lambda c: c["backbones"].append("alexnet"), "backbones[1]: 'alexnet' is not one of"),
+        (
+            lambda c: c["backbones"].append({"name": "alexnet", "classifier_lr": 0.1}),
+            "].name: 'alexnet' is not one of",
+        ),
+        (lambda c: c["backbones"].append("vgg16"), "]: expected object, got 'vgg16'"),
+        (
+            lambda c: c["backbones"].append(dict(c["backbones"][0])),
+            "].name: 'vgg16' is listed twice",
+        ),
+        (lambda c: c["backbones"][0].__setitem__("classifier_lr", 0), "backbones[0].classifier_lr"),
         (lambda c: c["decoder"].__setitem__("lrr", 0.1), "decoder.lrr: unknown key"),
-        (lambda c: c["classifier"].pop("lr"), "classifier.lr: missing"),
+        (lambda c: c["backbones"][0].pop("classifier_lr"), "backbones[0].classifier_lr: missing"),
+        (lambda c: c["classifier"].__setitem__("lr", 0.1), "classifier.lr: unknown key"),
         (
             lambda c: c["datasets"][0].__setitem__("name", "imagenet"),
             "datasets[0].name: 'imagenet' is not one of",
@@ -80,10 +90,13 @@ def test_paper_preset_matches_method_md():
     """The paper preset holds exactly the reference hyper-parameters of docs/method.md §6."""
     c = load_params(REPO / "workflow" / "presets" / "paper.yaml", SCHEMA)
     assert {d["name"]: d["decoder_epochs"] for d in c["datasets"]} == {"cub": 50, "openimages": 10}
-    assert c["backbones"] == ["vgg16", "inceptionv3", "resnet50"]
+    # method.md §6 gives the base lr of ResNet50 (0.0017); the preset uses it for every backbone.
+    assert c["backbones"] == [
+        {"name": name, "classifier_lr": 0.0017} for name in ("vgg16", "inceptionv3", "resnet50")
+    ]
     assert c["methods"] == ["cam", "gradcam", "gradcampp", "smoothgradcampp", "xgradcam", "layercam"]
     clf = c["classifier"]
-    assert (clf["pretrained"], clf["epochs"], clf["batch_size"], clf["lr"]) == ("imagenet", 50, 32, 0.0017)
+    assert (clf["pretrained"], clf["epochs"], clf["batch_size"]) == ("imagenet", 50, 32)
     assert (clf["momentum"], clf["nesterov"], clf["weight_decay"]) == (0.9, True, 1e-4)
     assert (clf["step_size"], clf["gamma"], clf["resize_size"], clf["crop_size"]) == (15, 0.1, 256, 224)
     assert clf["val_step"] == 0.004
