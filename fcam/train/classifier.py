@@ -161,7 +161,7 @@ def train_classifier(cfg: ClassifierConfig) -> dict[str, float]:
             # Epoch 0 is the ImageNet starting point, a candidate like any trained epoch. From
             # random weights it is not: an untrained network's gradient maps follow colour contrast
             # (on the synthetic data, the warm bodies), can out-score every trained epoch on a small
-            # validation split, and classify at chance (measured: 4 of 6 default-preset
+            # validation split, and classify at chance (measured: 3 of 6 default-preset
             # Grad-CAM++ selections picked the random network).
             row = {"epoch": 0}
             for method in cfg.methods:
