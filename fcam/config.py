@@ -107,6 +107,15 @@ def check_data_root(value: str, *, source: str = "params.yaml") -> None:
             raise ConfigError(f"{prefix} overlaps {folder}/, {owner}; use a folder of its own, e.g. 'data'")
 
 
+def _unique_names(config: Mapping[str, Any], key: str, source: str) -> list[str]:
+    """The ``name`` of each entry of the list ``config[key]``; a name listed twice is an error."""
+    names = [entry["name"] for entry in config[key]]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(f"{source}: {key}[{i}].name: {name!r} is listed twice")
+    return names
+
+
 def validate_params(config: Mapping[str, Any], schema_path: Path, *, source: str = "params.yaml") -> None:
     """Check a parameter mapping against the schema and fcam's cross-key rules.
 
@@ -129,10 +138,7 @@ def validate_params(config: Mapping[str, Any], schema_path: Path, *, source: str
     if errors:
         raise ConfigError(f"{source}: {_describe(errors[0])}")
     check_data_root(config["data_root"], source=source)
-    names = [d["name"] for d in config["datasets"]]
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            raise ConfigError(f"{source}: datasets[{i}].name: {name!r} is listed twice")
+    for name in _unique_names(config, "datasets", source):
         if name in _SYNTHETIC and name not in config.get("synth", {}):
             raise ConfigError(f"{source}: synth.{name}: missing (dataset {name!r} is synthetic)")
         if name not in _SYNTHETIC and name not in config.get("download", {}):
@@ -143,10 +149,7 @@ def validate_params(config: Mapping[str, Any], schema_path: Path, *, source: str
         raise ConfigError(
             f"{source}: classifier.crop_size: {clf['crop_size']} exceeds resize_size {clf['resize_size']}"
         )
-    backbones = [b["name"] for b in config["backbones"]]
-    for i, name in enumerate(backbones):
-        if name in backbones[:i]:
-            raise ConfigError(f"{source}: backbones[{i}].name: {name!r} is listed twice")
+    backbones = _unique_names(config, "backbones", source)
     ablation = config["ablation"]
     if ablation["backbone"] not in backbones:
         raise ConfigError(f"{source}: ablation.backbone: {ablation['backbone']!r} is not in backbones")
