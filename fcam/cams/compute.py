@@ -1,16 +1,19 @@
-"""One entry point for every CAM method: :func:`compute_cams`."""
+"""The entry points: :func:`compute_cams` for one CAM method, :func:`compute_cams_multi` for several
+methods sharing one clean pass."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from fcam.cams.activation import CAM
-from fcam.cams.core import BaseCAM
+from fcam.cams.core import BaseCAM, run_cams
 from fcam.cams.gradient import GradCAM, GradCAMpp, LayerCAM, SmoothGradCAMpp, XGradCAM
 from fcam.constants import CAM_METHODS
 
-__all__ = ["METHOD_CLASSES", "compute_cams"]
+__all__ = ["METHOD_CLASSES", "compute_cams", "compute_cams_multi"]
 
 #: The class of each method of :data:`fcam.constants.CAM_METHODS`.
 METHOD_CLASSES: dict[str, type[BaseCAM]] = {
@@ -79,11 +82,107 @@ def compute_cams(
     """
     if method not in METHOD_CLASSES:
         raise ValueError(f"unknown CAM method {method!r}; expected one of {', '.join(CAM_METHODS)}")
+    extractor = _extractor(
+        model, method, target_layer=target_layer, reference=reference,
+        smooth_samples=smooth_samples, smooth_std=smooth_std, generator=generator,
+    )
+    return extractor(images, labels, return_logits=return_logits)
+
+
+def compute_cams_multi(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    methods: Sequence[str],
+    *,
+    target_layer: nn.Module | None = None,
+    reference: bool = False,
+    smooth_samples: int = 4,
+    smooth_std: float = 0.3,
+    generator: torch.Generator | None = None,
+) -> tuple[dict[str, Tensor], Tensor]:
+    """Class activation maps of a batch with several methods at once, from one shared clean pass.
+
+    One forward pass of the batch serves every method, plus one backward (through the layers
+    after the target layer) if any of "gradcam", "gradcampp", "xgradcam", "layercam" is listed,
+    plus Smooth-Grad-CAM++'s ``smooth_samples`` noisy passes (a forward and a backward each) if
+    it is listed: 1 forward for any set of the five other methods instead of one per method.
+    Each method's maps are those of :func:`compute_cams` with the same arguments (Smooth-Grad-CAM++
+    given a generator in the same state, which only it draws from), and so are the logits.
+    Same model handling as :func:`compute_cams`: eval mode during the call, flags restored, no
+    gradient left in the parameters, works inside ``torch.no_grad()`` and ``torch.inference_mode()``.
+
+    Args:
+        model: classifier, images (B, 3, H, W) -> logits (B, K).
+        images: (B, 3, H, W) floating, normalised as the model expects.
+        labels: (B,) int64 class of each image.
+        methods: one or more distinct names of :data:`fcam.constants.CAM_METHODS`, in any order.
+        target_layer: as in :func:`compute_cams`, shared by all methods.
+        reference: as in :func:`compute_cams`, for every method.
+        smooth_samples: number of noisy passes of Smooth-Grad-CAM++ (ignored without it).
+        smooth_std: standard deviation of its input noise (ignored without it).
+        generator: random generator of its noise (ignored without it).
+
+    Returns:
+        ``(cams, logits)``: cams maps each method, in the order of ``methods``, to its
+        (B, h, w) float32 maps in [0, 1] at the target layer's resolution, min-max normalised per
+        image; logits (B, K) of the clean pass, detached, in the model's dtype.
+
+    Raises:
+        TypeError: ``methods`` is a string rather than a sequence of names, or arguments of the
+            wrong type as in :func:`compute_cams`.
+        ValueError: no method, unknown or repeated methods (the message names them), or any error
+            of :func:`compute_cams` (a non-finite map names its method).
+
+    Example:
+        >>> model = fcam.models.build_classifier("resnet50", num_classes=200)
+        >>> cams, logits = compute_cams_multi(model, images, labels, ["cam", "gradcampp"])
+        >>> cams["gradcampp"].shape  # (B, h, w)
+    """
+    names = _check_methods(methods)
+    extractors = [
+        _extractor(
+            model, method, target_layer=target_layer, reference=reference,
+            smooth_samples=smooth_samples, smooth_std=smooth_std, generator=generator,
+        )
+        for method in names
+    ]
+    cams, logits = run_cams(extractors, images, labels)
+    return dict(zip(names, cams, strict=True)), logits
+
+
+def _check_methods(methods: Sequence[str]) -> list[str]:
+    """The method names as a list, once each and all known, else the error that names the culprits."""
+    if isinstance(methods, str):
+        raise TypeError(f"methods must be a sequence of CAM method names, not the string {methods!r}")
+    names = list(methods)
+    if not names:
+        raise ValueError(f"methods is empty; expected one or more of {', '.join(CAM_METHODS)}")
+    unknown = [name for name in names if name not in METHOD_CLASSES]
+    if unknown:
+        raise ValueError(
+            f"unknown CAM methods {', '.join(map(repr, unknown))}; expected one of {', '.join(CAM_METHODS)}"
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1}, key=names.index)
+    if repeated:
+        raise ValueError(f"CAM methods listed more than once: {', '.join(map(repr, repeated))}")
+    return names
+
+
+def _extractor(
+    model: nn.Module,
+    method: str,
+    *,
+    target_layer: nn.Module | None,
+    reference: bool,
+    smooth_samples: int,
+    smooth_std: float,
+    generator: torch.Generator | None,
+) -> BaseCAM:
+    """The extractor of a known ``method``; the Smooth-Grad-CAM++ arguments go to it only."""
     if method == "smoothgradcampp":
-        extractor: BaseCAM = SmoothGradCAMpp(
+        return SmoothGradCAMpp(
             model, target_layer, reference=reference,
             num_samples=smooth_samples, std=smooth_std, generator=generator,
         )
-    else:
-        extractor = METHOD_CLASSES[method](model, target_layer, reference=reference)
-    return extractor(images, labels, return_logits=return_logits)
+    return METHOD_CLASSES[method](model, target_layer, reference=reference)

@@ -24,18 +24,21 @@ How the batch is handled, and why:
   in-place ops downstream (e.g. ``ReLU(inplace=True)``).
 - Parameters have ``requires_grad`` switched off during the call so that the backbone's graph is
   not even recorded; train/eval flags and ``requires_grad`` flags are restored in ``finally``.
+- The clean pass (A, the logits, and g if needed) is all that CAM, Grad-CAM, Grad-CAM++,
+  XGrad-CAM and LayerCAM read, and Smooth-Grad-CAM++ reads its A and logits: :func:`run_cams`
+  makes it once and gives it to several methods (:func:`fcam.cams.compute_cams_multi`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["BaseCAM", "minmax_normalize"]
+__all__ = ["BaseCAM", "minmax_normalize", "run_cams"]
 
 
 def minmax_normalize(maps: Tensor) -> Tensor:
@@ -87,11 +90,15 @@ def _frozen_eval(model: nn.Module) -> Iterator[None]:
 class BaseCAM:
     """Base class of the CAM methods: hooks, checks, eval mode, ReLU and min-max normalisation.
 
-    A subclass overrides :meth:`_weights` (and :attr:`needs_gradient` for gradient-free methods).
-    Instances hold no hooks between calls: each call installs a forward hook on the target layer
-    and removes it in ``finally``, so an instance may be kept and reused while the model trains.
-    A call switches the model's train/eval and ``requires_grad`` flags for its duration: do not
-    run it while another thread uses the same model.
+    A subclass overrides :meth:`_weights` (and :attr:`needs_gradient` for methods that do not use
+    the gradient of the clean pass). Instances hold no hooks between calls: each call installs a
+    forward hook on the target layer and removes it in ``finally``, so an instance may be kept and
+    reused while the model trains. A call switches the model's train/eval and ``requires_grad``
+    flags for its duration: do not run it while another thread uses the same model.
+
+    A call is :func:`run_cams` with this one method: one clean pass (:meth:`_pass`), then the
+    maps from that pass (:meth:`_maps_from_pass`); several methods on the same model and target
+    layer can share the clean pass through :func:`run_cams`.
 
     Args:
         model: classifier mapping images (B, 3, H, W) to logits (B, K). It is run in eval mode
@@ -107,7 +114,9 @@ class BaseCAM:
             target layer is not a submodule of ``model``.
     """
 
-    #: Whether the method back-propagates the class logit to the target layer.
+    #: Whether the method uses g = dY/dA of the clean pass (the one forward pass of the images
+    #: as they are). False for CAM, and for Smooth-Grad-CAM++, whose gradients come from its own
+    #: noisy passes.
     needs_gradient: bool = True
 
     def __init__(self, model: nn.Module, target_layer: nn.Module | None = None, *, reference: bool = False):
@@ -155,24 +164,27 @@ class BaseCAM:
                 once or does not output a 4-D tensor, a logit that does not depend on it, or a
                 non-finite map.
         """
-        images, labels = _check_inputs(images, labels)
-        # inference_mode(False): a caller inside torch.inference_mode() still gets gradients.
-        with _frozen_eval(self.model), torch.inference_mode(False):
-            maps, logits = self._maps(images, labels)
-        bad = (~torch.isfinite(maps)).flatten(1).any(dim=1).nonzero().flatten().tolist()
-        if bad:
-            raise ValueError(
-                f"{type(self).__name__}: non-finite map for images {bad} of the batch "
-                "(NaN or inf in the target layer's activation, its gradient, or the head weights)"
-            )
-        cams = minmax_normalize(maps).float()
+        (cams,), logits = run_cams([self], images, labels)
         return (cams, logits) if return_logits else cams
 
-    def _maps(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        """Un-normalised maps (B, h, w) and clean logits (B, K): one forward, one backward if needed."""
-        step = self._pass(images, labels, with_gradient=self.needs_gradient)
-        weights = self._weights(step.activation, step.gradient, labels)
-        return self._combine(weights, step.activation), step.logits
+    def _maps_from_pass(self, clean: _Pass, images: Tensor, labels: Tensor) -> Tensor:
+        """Un-normalised maps from the clean pass: M = sum_c W_c A_c, with the method's ReLU.
+
+        Runs inside :func:`run_cams`'s eval-mode context, so a method that needs more passes
+        (Smooth-Grad-CAM++) may call :meth:`_pass` itself.
+
+        Args:
+            clean: the pass of ``images`` as they are: A (B, C, h, w), logits (B, K), and
+                g = dY/dA (B, C, h, w) if some method of the call needs it (always when this
+                method's :attr:`needs_gradient` is True), else None.
+            images: (B, 3, H, W), checked and detached.
+            labels: (B,) int64 on the images' device.
+
+        Returns:
+            (B, h, w) in the activation's dtype, not normalised.
+        """
+        weights = self._weights(clean.activation, clean.gradient, labels)
+        return self._combine(weights, clean.activation)
 
     def _weights(self, activation: Tensor, gradient: Tensor | None, labels: Tensor) -> Tensor:
         """Channel weights W: (B, C, 1, 1) or (B, C, h, w) from A: (B, C, h, w) and g = dY/dA."""
@@ -182,6 +194,16 @@ class BaseCAM:
         """M = sum_c W_c A_c, then ReLU unless the method says otherwise: (B, h, w)."""
         maps = (weights * activation).sum(dim=1)
         return torch.relu(maps) if self.relu else maps
+
+    def _normalise(self, maps: Tensor) -> Tensor:
+        """Min-max normalised float32 maps (B, h, w) from ``maps`` (B, h, w), rejecting non-finite ones."""
+        bad = (~torch.isfinite(maps)).flatten(1).any(dim=1).nonzero().flatten().tolist()
+        if bad:
+            raise ValueError(
+                f"{type(self).__name__}: non-finite map for images {bad} of the batch "
+                "(NaN or inf in the target layer's activation, its gradient, or the head weights)"
+            )
+        return minmax_normalize(maps).float()
 
     def _pass(self, images: Tensor, labels: Tensor, *, with_gradient: bool) -> _Pass:
         """One forward pass of the batch, plus ``dY/dA`` by one ``autograd.grad`` if asked.
@@ -225,6 +247,49 @@ class BaseCAM:
         finally:
             handle.remove()
         return _Pass(activation=captured[0].detach(), logits=logits.detach(), gradient=gradient)
+
+
+def run_cams(extractors: Sequence[BaseCAM], images: Tensor, labels: Tensor) -> tuple[list[Tensor], Tensor]:
+    """The CAMs of several methods from one shared clean pass over the batch.
+
+    One forward pass of ``images`` serves every method, with one backward (through the layers
+    after the target layer) if any of them has :attr:`BaseCAM.needs_gradient`; each method then
+    computes its maps from that pass (Smooth-Grad-CAM++ adds its own noisy passes). Every
+    method's maps are exactly those of calling it alone: the pass is deterministic, and a
+    gradient that a method does not use changes nothing in it.
+
+    Args:
+        extractors: one or more methods, all on the same model and target layer (the same
+            objects), in the order of the returned maps.
+        images: (B, 3, H, W) floating, normalised as the model expects.
+        labels: (B,) integer class indices in [0, K).
+
+    Returns:
+        ``(cams, logits)``: cams, one (B, h, w) float32 in [0, 1] per extractor, min-max
+        normalised per image (a constant map gives all zeros); logits (B, K) of the clean pass,
+        detached, in the model's dtype.
+
+    Raises:
+        TypeError: ``images`` or ``labels`` is not a tensor of the right kind.
+        ValueError: no extractor, extractors on different models or target layers, or any error
+            of :meth:`BaseCAM.__call__` (the non-finite map error names the method).
+    """
+    if not extractors:
+        raise ValueError("run_cams needs at least one CAM method")
+    first = extractors[0]
+    for extractor in extractors[1:]:
+        if extractor.model is not first.model or extractor.target_layer is not first.target_layer:
+            raise ValueError(
+                f"{type(extractor).__name__} and {type(first).__name__} do not share the same model "
+                "and target layer: one clean pass cannot serve both"
+            )
+    images, labels = _check_inputs(images, labels)
+    with_gradient = any(extractor.needs_gradient for extractor in extractors)
+    # inference_mode(False): a caller inside torch.inference_mode() still gets gradients.
+    with _frozen_eval(first.model), torch.inference_mode(False):
+        clean = first._pass(images, labels, with_gradient=with_gradient)
+        maps = [extractor._maps_from_pass(clean, images, labels) for extractor in extractors]
+    return [extractor._normalise(m) for extractor, m in zip(extractors, maps, strict=True)], clean.logits
 
 
 def _check_inputs(images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from fcam.cams.core import BaseCAM
+from fcam.cams.core import BaseCAM, _Pass
 
 __all__ = ["GradCAM", "GradCAMpp", "LayerCAM", "SmoothGradCAMpp", "XGradCAM"]
 
@@ -136,6 +136,9 @@ class SmoothGradCAMpp(BaseCAM):
         >>> cams = extractor(images, labels)  # (B, h, w) float32 in [0, 1]
     """
 
+    #: The clean pass gives A and the logits only; the gradients come from the noisy passes.
+    needs_gradient = False
+
     def __init__(
         self,
         model: nn.Module,
@@ -161,8 +164,8 @@ class SmoothGradCAMpp(BaseCAM):
         noise = torch.randn(images.shape, generator=self.generator, device=device, dtype=images.dtype)
         return noise.to(images.device).mul_(self.std)
 
-    def _maps(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        clean = self._pass(images, labels, with_gradient=False)
+    def _maps_from_pass(self, clean: _Pass, images: Tensor, labels: Tensor) -> Tensor:
+        """The clean pass gives A (and the logits); the n noisy passes, run here, give the g_m."""
         moments = [torch.zeros_like(clean.activation) for _ in range(3)]  # sums of g, g^2, g^3
         for _ in range(self.num_samples):
             noisy = self._pass(images + self._noise(images), labels, with_gradient=True)
@@ -177,9 +180,9 @@ class SmoothGradCAMpp(BaseCAM):
         if self.reference:
             # The authors' quirks: last pass's gradient in the ReLU term, last pass's activation.
             weights = (alpha * torch.relu(gradient)).sum(dim=_SPATIAL, keepdim=True)
-            return self._combine(weights, noisy.activation), clean.logits
+            return self._combine(weights, noisy.activation)
         weights = (alpha * torch.relu(mean1)).sum(dim=_SPATIAL, keepdim=True)
-        return self._combine(weights, clean.activation), clean.logits
+        return self._combine(weights, clean.activation)
 
 
 class XGradCAM(BaseCAM):
