@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from fcam.cams import compute_cams
+from fcam.cams import compute_cams_multi
 from fcam.constants import DATASET_KINDS
 from fcam.data.datasets import WSOLDataset
 from fcam.data.metadata import read_split
@@ -32,7 +32,7 @@ from fcam.tracking import tracked_run
 from fcam.train.localisation import score_maps, validation_step
 from fcam.train.resume import config_fingerprint, load_resume_state, save_resume_state
 
-__all__ = ["ClassifierConfig", "classifier_checkpoint", "train_classifier"]
+__all__ = ["ClassifierConfig", "classifier_checkpoint", "classifier_step", "train_classifier"]
 
 log = logging.getLogger(__name__)
 
@@ -81,25 +81,57 @@ def classifier_checkpoint(
     }
 
 
-def _val_score(
+def _val_scores(
     model: WSOLClassifier,
     loader: DataLoader,
     cfg: ClassifierConfig,
-    method: str,
     device: torch.device,
     meta,
     kind,
-) -> float:
-    def batches():
-        for batch in loader:
-            images = batch["image"].to(device)
-            labels = batch["label"].to(device)
-            cams, logits = compute_cams(
-                model, images, labels, method, reference=cfg.cam_reference, return_logits=True
-            )
-            yield batch["index"], cams.detach().cpu(), logits.detach().cpu()
+) -> dict[str, float]:
+    """Validation localisation (percent) of every method of ``cfg.methods``, in one pass over ``loader``.
 
-    return score_maps(batches(), meta, kind, step=validation_step(kind, cfg.val_step), normalise=True).value
+    Each batch goes through :func:`compute_cams_multi`, which shares its clean forward pass among
+    the methods; the maps, (B, h, w) at the target layer's resolution, are kept per method and
+    scored method by method. Validation draws nothing from torch's global generator (``loader``
+    carries its own; Smooth-Grad-CAM++'s noise comes from a generator seeded with ``cfg.seed``,
+    the same noise every epoch), so the training trajectory does not depend on which methods
+    are validated.
+    """
+    methods = list(cfg.methods)
+    noise = torch.Generator(device=device).manual_seed(cfg.seed)
+    batches: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {m: [] for m in methods}
+    for batch in loader:
+        images = batch["image"].to(device)
+        labels = batch["label"].to(device)
+        cams, logits = compute_cams_multi(
+            model, images, labels, methods, reference=cfg.cam_reference, generator=noise
+        )
+        logits = logits.cpu()
+        for method in methods:
+            batches[method].append((batch["index"], cams[method].cpu(), logits))
+    step = validation_step(kind, cfg.val_step)
+    return {m: score_maps(batches[m], meta, kind, step=step, normalise=True).value for m in methods}
+
+
+def classifier_step(
+    model: WSOLClassifier, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor
+) -> tuple[float, torch.Tensor]:
+    """One SGD step on the cross-entropy of a batch.
+
+    Args:
+        model: the classifier, in train mode.
+        images: (B, 3, H, W) normalised crops; labels: (B,) int64 classes.
+
+    Returns:
+        The batch's mean loss and its logits (B, K), detached.
+    """
+    logits = model(images)
+    loss = F.cross_entropy(logits, labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach()), logits.detach()
 
 
 def train_classifier(cfg: ClassifierConfig) -> dict[str, float]:
@@ -124,7 +156,10 @@ def train_classifier(cfg: ClassifierConfig) -> dict[str, float]:
     )
     val_set = WSOLDataset(val_meta, train=False, resize_size=cfg.resize_size, crop_size=cfg.crop_size)
     gen = torch.Generator().manual_seed(cfg.seed)
-    val_loader = DataLoader(val_set, batch_size=cfg.batch_size, shuffle=False)
+    # Its own generator: a new iterator draws a seed, which must not come from the global one.
+    val_loader = DataLoader(
+        val_set, batch_size=cfg.batch_size, shuffle=False, generator=torch.Generator().manual_seed(cfg.seed)
+    )
 
     model = build_classifier(cfg.backbone, train_meta.num_classes, pretrained=cfg.pretrained).to(device)
     optimizer = torch.optim.SGD(
@@ -164,8 +199,9 @@ def train_classifier(cfg: ClassifierConfig) -> dict[str, float]:
             # validation split, and classify at chance (measured: 3 of 6 default-preset
             # Grad-CAM++ selections picked the random network).
             row = {"epoch": 0}
+            scores = _val_scores(model, val_loader, cfg, device, val_meta, kind)
             for method in cfg.methods:
-                score = _val_score(model, val_loader, cfg, method, device, val_meta, kind)
+                score = scores[method]
                 row[f"val_{method}"] = score
                 best[method] = score
                 save_checkpoint(
@@ -186,12 +222,8 @@ def train_classifier(cfg: ClassifierConfig) -> dict[str, float]:
                 loader, desc=f"classifier epoch {epoch}/{cfg.epochs}", leave=False, mininterval=10
             ):
                 images, labels = batch["image"].to(device), batch["label"].to(device)
-                logits = model(images)
-                loss = F.cross_entropy(logits, labels)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += float(loss.detach()) * len(labels)
+                loss, logits = classifier_step(model, optimizer, images, labels)
+                loss_sum += loss * len(labels)
                 correct += int((logits.argmax(1) == labels).sum())
                 total += len(labels)
             scheduler.step()
@@ -200,8 +232,9 @@ def train_classifier(cfg: ClassifierConfig) -> dict[str, float]:
                 "train_loss": loss_sum / max(total, 1),
                 "train_acc": 100.0 * correct / max(total, 1),
             }
+            scores = _val_scores(model, val_loader, cfg, device, val_meta, kind)
             for method in cfg.methods:
-                score = _val_score(model, val_loader, cfg, method, device, val_meta, kind)
+                score = scores[method]
                 row[f"val_{method}"] = score
                 if score > best.get(method, -math.inf):
                     best[method] = score
