@@ -30,7 +30,7 @@ from fcam.tracking import tracked_run
 from fcam.train.localisation import score_maps, validation_step
 from fcam.train.resume import config_fingerprint, load_resume_state, save_resume_state
 
-__all__ = ["DecoderConfig", "load_fcam", "train_decoder"]
+__all__ = ["DecoderConfig", "decoder_step", "load_fcam", "train_decoder"]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,46 @@ def _val_score(model: FCAM, loader: DataLoader, meta, kind: str, step: float, de
     return score_maps(batches(), meta, kind, step=step, normalise=False).value
 
 
+def decoder_step(
+    model: FCAM,
+    optimizer: torch.optim.Optimizer,
+    criterion: FCAMLoss,
+    images: torch.Tensor,
+    raw: torch.Tensor,
+    cams: torch.Tensor,
+    cfg: DecoderConfig,
+    *,
+    epoch: int,
+    t: float,
+    generator: torch.Generator,
+) -> tuple[float, dict[str, float]]:
+    """One SGD step of the decoder: seeds from the CAMs, the loss, backward, update.
+
+    Args:
+        model: the F-CAM model (frozen classifier + decoder), in train mode.
+        optimizer: over the decoder's parameters.
+        criterion: the weighted loss terms.
+        images: (B, 3, H, W) normalised crops; raw: (B, 3, H, W) the same crops in [0, 255].
+        cams: (B, H, W) the cached CAMs, cropped and flipped with the images, in [0, 1].
+        cfg: seed settings (``bg_fraction``, ``erosion``, ``n_fg``, ``n_bg``, ``dilation``).
+        epoch: 0-based epoch (terms may switch on or off by epoch).
+        t: the size term's log-barrier parameter.
+        generator: draws the seeds, on the images' device.
+
+    Returns:
+        The total loss and each active term's unweighted value.
+    """
+    fg_region, bg_region = seed_regions(cams, bg_fraction=cfg.bg_fraction, erosion=cfg.erosion)
+    seeds = sample_seeds(
+        fg_region, bg_region, n_fg=cfg.n_fg, n_bg=cfg.n_bg, dilation=cfg.dilation, generator=generator
+    )
+    loss, terms = criterion(model(images), seeds, raw, epoch=epoch, t=t)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach()), terms
+
+
 def train_decoder(cfg: DecoderConfig) -> float:
     """Train the decoder; write ``best.pt``, ``last.pt`` and ``history.json`` under ``out_dir``.
 
@@ -187,26 +227,19 @@ def train_decoder(cfg: DecoderConfig) -> float:
             for batch in tqdm(
                 loader, desc=f"decoder epoch {epoch}/{cfg.epochs}", leave=False, mininterval=10
             ):
-                images, raw, cams = (
+                loss, terms = decoder_step(
+                    model,
+                    optimizer,
+                    criterion,
                     batch["image"].to(device),
                     batch["raw"].to(device),
                     batch["cam"].to(device),
-                )
-                fg_region, bg_region = seed_regions(cams, bg_fraction=cfg.bg_fraction, erosion=cfg.erosion)
-                seeds = sample_seeds(
-                    fg_region,
-                    bg_region,
-                    n_fg=cfg.n_fg,
-                    n_bg=cfg.n_bg,
-                    dilation=cfg.dilation,
+                    cfg,
+                    epoch=epoch - 1,
+                    t=barrier.t,
                     generator=seed_gen,
                 )
-                logits = model(images)
-                loss, terms = criterion(logits, seeds, raw, epoch=epoch - 1, t=barrier.t)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                for name, value in {"loss": float(loss.detach()), **terms}.items():
+                for name, value in {"loss": loss, **terms}.items():
                     sums[name] = sums.get(name, 0.0) + value
                 steps += 1
             score = _val_score(model, val_loader, val_meta, kind, validation_step(kind, cfg.val_step), device)
