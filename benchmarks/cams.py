@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
-import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +30,8 @@ from torch import nn
 from fcam.cams import compute_cams
 from fcam.constants import BACKBONES, CAM_METHODS
 from fcam.io import save_json
+from fcam.timing import device_name, time_run
+from fcam.tracking import git_commit
 
 logger = logging.getLogger("benchmarks.cams")
 
@@ -54,32 +54,6 @@ def build_model(name: str, num_classes: int) -> tuple[nn.Module, nn.Module] | No
         return None
     model = build_classifier(name, num_classes, pretrained="none")
     return model, model.target_layer
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_run(
-    run: Callable[[], Any],
-    device: torch.device,
-    *,
-    repeats: int,
-    warmup: int,
-    clock: Callable[[], float] = time.perf_counter,
-) -> float:
-    """Median wall time in seconds of ``run()`` over ``repeats`` calls, after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = clock()
-        run()
-        _sync(device)
-        times.append(clock() - start)
-    return statistics.median(times)
 
 
 def _one_at_a_time(
@@ -151,21 +125,6 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _git_commit() -> str | None:
-    try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                                cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return result.stdout.strip()
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=64, help="square input side H = W")
@@ -189,14 +148,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     rows = benchmark(args.backbones, args.methods, size=args.size, batch=args.batch, device=device,
                      repeats=args.repeats, warmup=args.warmup, smooth_samples=args.smooth_samples)
-    print(f"device {_device_name(device)} ({device}), torch {torch.__version__}, "
+    print(f"device {device_name(device)} ({device}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, input {args.size}x{args.size}, batch {args.batch}")
     print(format_table(rows))
     if args.json is not None:
         save_json({
-            "device": str(device), "device_name": _device_name(device), "torch": torch.__version__,
+            "device": str(device), "device_name": device_name(device), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "python": platform.python_version(),
-            "threads": torch.get_num_threads(), "git_commit": _git_commit(),
+            "threads": torch.get_num_threads(), "git_commit": git_commit(),
             "args": {key: str(value) if isinstance(value, Path) else value
                      for key, value in vars(args).items()},
             "results": rows,

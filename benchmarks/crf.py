@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -25,6 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from fcam.losses import bilateral_filter, dense_crf_loss
+from fcam.timing import device_name, synchronize
+from fcam.tracking import git_commit
 
 #: Photographs bundled with scikit-image; the first four were not used to fit the CRF constants.
 PHOTOS = (
@@ -55,32 +55,19 @@ def make_images(kind: str, batch: int, size: int, seed: int) -> torch.Tensor:
     return torch.cat([photos[i % len(photos)] for i in range(batch)])
 
 
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_scale(images: torch.Tensor, logits: torch.Tensor, scale: float, warmup: int, repeat: int) -> dict:
     """Forward + backward of the CRF loss, ``repeat`` timed runs after ``warmup`` untimed ones."""
     device = images.device
     forward, total, cpu = [], [], []
     for run in range(warmup + repeat):
         leaf = logits.detach().requires_grad_(True)
-        sync(device)
+        synchronize(device)
         start, start_cpu = time.perf_counter(), time.process_time()
         loss = dense_crf_loss(images, torch.softmax(leaf, dim=1), scale=scale)
-        sync(device)
+        synchronize(device)
         middle = time.perf_counter()
         loss.backward()
-        sync(device)
+        synchronize(device)
         end, end_cpu = time.perf_counter(), time.process_time()
         if run >= warmup:
             forward.append(middle - start)
@@ -184,9 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
         "images": args.images,
         "repeat": args.repeat,
         "warmup": args.warmup,
-        "device": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or "cpu",
+        "device": device_name(device),
         "device_type": device.type,
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),

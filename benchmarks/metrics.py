@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from fcam.metrics import BoxEvaluator, MaskEvaluator
 from fcam.metrics.boxes import best_ious
 from fcam.metrics.protocol import thresholds
 from fcam.metrics.reference import reference_accumulate, reference_best_ious, reference_pxap
+from fcam.tracking import git_commit
 
 KINDS = ("cam", "speckled", "fcam", "noise")
 SHARES = (0.55, 0.25, 0.15, 0.05)
@@ -120,14 +120,6 @@ def make_data(n: int, size: int, seed: int) -> dict:
         ignore[i, y0 : y0 + 40, x0 : x0 + 40] = rng.random() < 0.5
     return {"kinds": kinds, "maps": maps, "boxes": boxes, "top1": top1, "top5": top5, "masks": masks,
             "ignore": ignore}
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip() or None
 
 
 def time_maps(data: dict, taus: np.ndarray, step: float, warmup: int, batch: int) -> dict:

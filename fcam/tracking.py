@@ -24,7 +24,15 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["EXPERIMENT", "Tracker", "default_tracking_uri", "project_root", "tracked_run", "ui_command"]
+__all__ = [
+    "EXPERIMENT",
+    "Tracker",
+    "default_tracking_uri",
+    "git_commit",
+    "project_root",
+    "tracked_run",
+    "ui_command",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +62,9 @@ def default_tracking_uri(root: Path | None = None) -> str:
     return f"sqlite:///{project_root(root) / 'mlflow.db'}"
 
 
-def _git_commit(root: Path) -> str:
+def git_commit(root: Path | None = None) -> str:
+    """The commit checked out at ``root`` (default: the project root), or ``unknown`` outside git."""
+    root = root if root is not None else project_root()
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
@@ -188,7 +198,7 @@ def tracked_run(
     with _store_lock(uri):
         client = MlflowClient(tracking_uri=uri)
         exp_id = _retry(lambda: _experiment_id(client, root), "create experiment")
-    all_tags = {"stage": stage, "git_commit": _git_commit(root), **{k: str(v) for k, v in tags.items()}}
+    all_tags = {"stage": stage, "git_commit": git_commit(root), **{k: str(v) for k, v in tags.items()}}
     name = "/".join(
         [stage, *(str(tags[k]) for k in ("ds", "backbone", "method", "split", "variant") if k in tags)]
     )
