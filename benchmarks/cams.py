@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -30,8 +29,7 @@ from torch import nn
 from fcam.cams import compute_cams
 from fcam.constants import BACKBONES, CAM_METHODS
 from fcam.io import save_json
-from fcam.timing import device_name, time_run
-from fcam.tracking import git_commit
+from fcam.timing import benchmark_device, device_name, provenance, time_run
 
 logger = logging.getLogger("benchmarks.cams")
 
@@ -141,25 +139,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda but CUDA is not available")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    try:
+        device = benchmark_device(args.device, args.threads)
+    except ValueError as err:
+        parser.error(str(err))
     rows = benchmark(args.backbones, args.methods, size=args.size, batch=args.batch, device=device,
                      repeats=args.repeats, warmup=args.warmup, smooth_samples=args.smooth_samples)
     print(f"device {device_name(device)} ({device}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, input {args.size}x{args.size}, batch {args.batch}")
     print(format_table(rows))
     if args.json is not None:
-        save_json({
-            "device": str(device), "device_name": device_name(device), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "python": platform.python_version(),
-            "threads": torch.get_num_threads(), "git_commit": git_commit(),
-            "args": {key: str(value) if isinstance(value, Path) else value
-                     for key, value in vars(args).items()},
-            "results": rows,
-        }, args.json)
+        report = {**provenance(device, args), "torchvision": torchvision.__version__, "results": rows}
+        save_json(report, args.json)
     return 0
 
 

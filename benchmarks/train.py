@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -35,8 +34,7 @@ from fcam.constants import BACKBONES
 from fcam.io import save_json
 from fcam.losses import FCAMLoss, LossTerm
 from fcam.models import FCAM, build_classifier, build_decoder
-from fcam.timing import device_name, time_run
-from fcam.tracking import git_commit
+from fcam.timing import benchmark_device, device_name, provenance, time_run
 from fcam.train.classifier import classifier_step
 from fcam.train.decoder import DecoderConfig, decoder_step
 
@@ -153,25 +151,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda but CUDA is not available")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    try:
+        device = benchmark_device(args.device, args.threads)
+    except ValueError as err:
+        parser.error(str(err))
     rows = benchmark(args.backbones, args.phases, size=args.size, batch=args.batch, device=device,
                      repeats=args.repeats, warmup=args.warmup, num_classes=args.classes)
     print(f"device {device_name(device)} ({device}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, crops {args.size}x{args.size}, batch {args.batch}")
     print(format_table(rows))
     if args.json is not None:
-        save_json({
-            "device": str(device), "device_name": device_name(device), "torch": torch.__version__,
-            "python": platform.python_version(), "threads": torch.get_num_threads(),
-            "git_commit": git_commit(),
-            "args": {key: str(value) if isinstance(value, Path) else value
-                     for key, value in vars(args).items()},
-            "results": rows,
-        }, args.json)
+        save_json({**provenance(device, args), "results": rows}, args.json)
     return 0
 
 

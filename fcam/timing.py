@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["device_name", "synchronize", "time_run"]
+from fcam.tracking import git_commit
+
+__all__ = ["benchmark_device", "device_name", "provenance", "synchronize", "time_run"]
 
 
 def synchronize(device: torch.device) -> None:
@@ -51,3 +55,30 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return platform.processor() or platform.machine()
+
+
+def benchmark_device(name: str, threads: int | None) -> torch.device:
+    """The device a benchmark runs on, with torch's intra-op threads set when ``threads`` is given.
+
+    Raises:
+        ValueError: a CUDA device is asked for and CUDA is not available.
+    """
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name} but CUDA is not available")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return device
+
+
+def provenance(device: torch.device, args: argparse.Namespace) -> dict[str, Any]:
+    """What a benchmark's JSON report records besides its results: device, versions, commit, arguments."""
+    return {
+        "device": str(device),
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "git_commit": git_commit(),
+        "args": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+    }
