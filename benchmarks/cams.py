@@ -13,13 +13,11 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,7 +27,7 @@ from torch import nn
 from fcam.cams import compute_cams
 from fcam.constants import BACKBONES, CAM_METHODS
 from fcam.io import save_json
-from fcam.timing import benchmark_device, device_name, provenance, time_run
+from fcam.timing import benchmark_parser, device_name, parse_benchmark_args, provenance, time_run
 
 logger = logging.getLogger("benchmarks.cams")
 
@@ -124,25 +122,15 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=64, help="square input side H = W")
     parser.add_argument("--batch", type=int, default=16, help="images per batch")
     parser.add_argument("--backbones", nargs="+", default=list(BACKBONES),
                         choices=[*BACKBONES, *TORCHVISION_BACKBONES])
     parser.add_argument("--methods", nargs="+", default=list(CAM_METHODS), choices=CAM_METHODS)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed runs before timing")
     parser.add_argument("--smooth-samples", type=int, default=4, help="noisy passes of Smooth-Grad-CAM++")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
-    args = parser.parse_args(argv)
+    args, device = parse_benchmark_args(parser, argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-
-    try:
-        device = benchmark_device(args.device, args.threads)
-    except ValueError as err:
-        parser.error(str(err))
     rows = benchmark(args.backbones, args.methods, size=args.size, batch=args.batch, device=device,
                      repeats=args.repeats, warmup=args.warmup, smooth_samples=args.smooth_samples)
     print(f"device {device_name(device)} ({device}), torch {torch.__version__}, "

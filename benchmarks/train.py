@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
@@ -34,7 +33,7 @@ from fcam.constants import BACKBONES
 from fcam.io import save_json
 from fcam.losses import FCAMLoss, LossTerm
 from fcam.models import FCAM, build_classifier, build_decoder
-from fcam.timing import benchmark_device, device_name, provenance, time_run
+from fcam.timing import benchmark_parser, device_name, parse_benchmark_args, provenance, time_run
 from fcam.train.classifier import classifier_step
 from fcam.train.decoder import DecoderConfig, decoder_step
 
@@ -135,26 +134,14 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=64, help="square crop side H = W")
     parser.add_argument("--batch", type=int, default=16, help="images per step")
     parser.add_argument("--backbones", nargs="+", default=list(BACKBONES), choices=BACKBONES)
     parser.add_argument("--phases", nargs="+", default=list(PHASES), choices=PHASES)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--repeats", type=int, default=3, help="timed steps per measurement (median)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps before timing")
     parser.add_argument("--classes", type=int, default=200, help="classes of the head")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
-    args = parser.parse_args(argv)
-    if args.repeats < 1 or args.warmup < 0:
-        parser.error("--repeats must be >= 1 and --warmup >= 0")
+    args, device = parse_benchmark_args(parser, argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-
-    try:
-        device = benchmark_device(args.device, args.threads)
-    except ValueError as err:
-        parser.error(str(err))
     rows = benchmark(args.backbones, args.phases, size=args.size, batch=args.batch, device=device,
                      repeats=args.repeats, warmup=args.warmup, num_classes=args.classes)
     print(f"device {device_name(device)} ({device}), torch {torch.__version__}, "

@@ -6,7 +6,7 @@ import argparse
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,14 @@ import torch
 
 from fcam.tracking import git_commit
 
-__all__ = ["benchmark_device", "device_name", "provenance", "synchronize", "time_run"]
+__all__ = [
+    "benchmark_parser",
+    "device_name",
+    "parse_benchmark_args",
+    "provenance",
+    "synchronize",
+    "time_run",
+]
 
 
 def synchronize(device: torch.device) -> None:
@@ -57,18 +64,30 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-def benchmark_device(name: str, threads: int | None) -> torch.device:
-    """The device a benchmark runs on, with torch's intra-op threads set when ``threads`` is given.
+def benchmark_parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every benchmark shares: device, timing, threads, JSON."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs before timing")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    return parser
 
-    Raises:
-        ValueError: a CUDA device is asked for and CUDA is not available.
-    """
-    device = torch.device(name)
+
+def parse_benchmark_args(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> tuple[argparse.Namespace, torch.device]:
+    """Parse, check the shared options (exits with a usage error), set the threads, pick the device."""
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error("--repeats must be >= 1 and --warmup >= 0")
+    device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name} but CUDA is not available")
-    if threads is not None:
-        torch.set_num_threads(threads)
-    return device
+        parser.error(f"--device {args.device} but CUDA is not available")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    return args, device
 
 
 def provenance(device: torch.device, args: argparse.Namespace) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fcam.timing import device_name, time_run
+from fcam.timing import benchmark_parser, device_name, parse_benchmark_args, time_run
 
 
 def test_timing_uses_the_median_after_warmup():
@@ -26,3 +26,17 @@ def test_bad_counts_are_refused(repeats, warmup):
 
 def test_cpu_device_has_a_name():
     assert device_name(torch.device("cpu"))
+
+
+def test_shared_benchmark_options_are_checked(capsys):
+    parser = benchmark_parser("demo")
+    threads = torch.get_num_threads()
+    try:
+        args, device = parse_benchmark_args(parser, ["--threads", "1", "--repeats", "2"])
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert (device.type, args.repeats, args.warmup, args.json) == ("cpu", 2, 1, None)
+    with pytest.raises(SystemExit):
+        parse_benchmark_args(parser, ["--repeats", "0"])
+    assert "--repeats must be >= 1" in capsys.readouterr().err
