@@ -29,9 +29,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from fcam.constants import BACKBONES
+from fcam.constants import BACKBONES, IMAGENET_MEAN, IMAGENET_STD
 from fcam.io import save_json
-from fcam.losses import FCAMLoss, LossTerm
+from fcam.losses import REFERENCE_TERMS, FCAMLoss
 from fcam.models import FCAM, build_classifier, build_decoder
 from fcam.timing import benchmark_parser, device_name, parse_benchmark_args, provenance, time_run
 from fcam.train.classifier import classifier_step
@@ -40,8 +40,6 @@ from fcam.train.decoder import DecoderConfig, decoder_step
 logger = logging.getLogger("benchmarks.train")
 
 PHASES = ("classifier", "decoder")
-#: The loss of the paper's runs (docs/method.md §6): every term, the paper's CRF settings.
-PAPER_TERMS = (LossTerm("pce", 1.0), LossTerm("crf", 2e-9), LossTerm("size", 0.1))
 
 
 def smooth_random(batch: int, channels: int, size: int, generator: torch.Generator) -> torch.Tensor:
@@ -56,7 +54,8 @@ def _step_runs(
     """One closure per phase that runs one training step on a fixed batch."""
     gen = torch.Generator().manual_seed(0)
     raw = (smooth_random(batch, 3, size, gen) * 255).to(device)
-    images = (raw / 255 - 0.45) / 0.225
+    mean, std = (torch.tensor(v, device=device).view(3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+    images = (raw / 255 - mean) / std
     labels = torch.randint(num_classes, (batch,), generator=gen).to(device)
     cams = smooth_random(batch, 1, size, gen)[:, 0].to(device)
 
@@ -66,7 +65,8 @@ def _step_runs(
     frozen = build_classifier(backbone, num_classes)
     fcam = FCAM(frozen, build_decoder(backbone, frozen.encoder.out_channels)).to(device).train()
     dec_opt = torch.optim.SGD([p for p in fcam.parameters() if p.requires_grad], lr=0.001, momentum=0.9)
-    criterion = FCAMLoss(PAPER_TERMS, crf_sigma_rgb=15.0, crf_sigma_xy=100.0)
+    # The paper's loss (docs/method.md §6): every term, its CRF settings.
+    criterion = FCAMLoss(REFERENCE_TERMS, crf_sigma_rgb=15.0, crf_sigma_xy=100.0)
     seeds_cfg = DecoderConfig(
         ds="", backbone=backbone, method="", classifier=Path(), cams=Path(), dataset_root=Path(),
         metadata_root=Path(), out_dir=Path(),
