@@ -1,9 +1,12 @@
-"""Fake but format-exact evaluation outputs (metrics.json, curves.json, samples.npz) for the report tests."""
+"""Fake but format-exact evaluation outputs (metrics.json, curves.json, samples.npz) for the report tests,
+in the per-seed layout ``<ds>/<backbone>/<method>/seed<seed>/<variant>/``."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ import pytest
 
 from fcam.constants import DATASET_KINDS
 from fcam.io import save_json, save_npz
+from fcam.report.results import Grid
 
 SIZE = 224
 
@@ -34,9 +38,42 @@ def _metrics(kind: str, rng: np.random.Generator, good: bool) -> dict[str, float
     }
 
 
+#: The setting an fcam record names unless a test gives another.
+SETTING = {"name": "nbg0.1-alpha1", "bg_fraction": 0.1, "pce_weight": 1.0}
+
+
+def _histogram(good: bool) -> dict[str, list]:
+    """A 50-bin histogram: a sharp (good) or a spread foreground, a decaying background."""
+    edges = np.linspace(0.0, 1.0, 51)
+    centres = (edges[:-1] + edges[1:]) / 2
+    fg = np.round(1e5 * np.exp(-(((centres - (0.8 if good else 0.5)) / 0.15) ** 2))).astype(int)
+    bg = np.round(1e6 * np.exp(-centres / (0.1 if good else 0.3))).astype(int)
+    return {
+        "edges": edges.tolist(),
+        "counts": (fg + bg).tolist(),
+        "counts_fg": fg.tolist(),
+        "counts_bg": bg.tolist(),
+    }
+
+
+@dataclass(frozen=True)
+class Tree:
+    """Fake evaluation outputs: the listed metrics.json paths and the grid they cover."""
+
+    root: Path
+    paths: list[Path]
+    grid: Grid
+
+
 @pytest.fixture
 def write_metrics() -> Callable[..., Path]:
-    """``write_metrics(root, ds, backbone, method, variant, metrics=None, **fields)`` -> its path."""
+    """``write_metrics(root, ds, backbone, method, variant, metrics=None, seed=0, **fields)`` -> its path.
+
+    Writes ``<root>/<ds>/<backbone>/<method>/seed<seed>/<variant>/metrics.json`` in the evaluation's
+    format (random plausible metrics unless given; ``metrics_last`` and a ``setting`` for fcam) and a
+    ``curves.json`` beside it holding the histogram (``histogram=`` overrides it, ``None`` skips the
+    file). ``fields`` override the record's top-level fields.
+    """
 
     def write(
         root: Path,
@@ -44,60 +81,63 @@ def write_metrics() -> Callable[..., Path]:
         backbone: str,
         method: str,
         variant: str,
-        metrics: dict[str, float] | None = None,
+        metrics: dict[str, float | None] | None = None,
         seed: int = 0,
+        histogram: dict[str, list] | str | None = "default",
         **fields: Any,
     ) -> Path:
-        rng = np.random.default_rng(seed)
+        key = f"{ds}/{backbone}/{method}/{seed}/{variant}"
+        rng = np.random.default_rng(int(hashlib.sha256(key.encode()).hexdigest()[:8], 16))
         kind = DATASET_KINDS[ds]
+        good = variant != "baseline"
         record: dict[str, Any] = {
             "ds": ds,
             "backbone": backbone,
             "method": method,
+            "seed": seed,
             "variant": variant,
             "kind": kind,
             "split": "test",
             "checkpoint": "best",
             "preset": "default",
             "num_images": 300,
-            "metrics": metrics if metrics is not None else _metrics(kind, rng, variant == "fcam"),
+            "setting": None if variant == "baseline" else dict(SETTING),
+            "metrics": metrics if metrics is not None else _metrics(kind, rng, good),
         }
-        if variant == "fcam":
+        if good:
             record["metrics_last"] = _metrics(kind, rng, True)
         record |= fields
-        path = root / ds / backbone / method / variant / "metrics.json"
-        save_json(record, path)
-        return path
+        folder = root / ds / backbone / method / f"seed{seed}" / variant
+        save_json(record, folder / "metrics.json")
+        if histogram == "default":
+            histogram = _histogram(good)
+        if histogram is not None:
+            save_json({"histogram": histogram}, folder / "curves.json")
+        return folder / "metrics.json"
 
     return write
 
 
 @pytest.fixture
-def results_tree(tmp_path: Path, write_metrics: Callable[..., Path]) -> Path:
-    """Two datasets (boxes, masks) x two backbones x two methods x two variants, seeded values."""
+def results_tree(tmp_path: Path, write_metrics: Callable[..., Path]) -> Tree:
+    """Two datasets (boxes, masks) x two backbones x two methods x seeds 0-2 x two variants."""
     root = tmp_path / "results" / "evaluate"
-    seed = 0
-    for ds in ("synth_boxes", "synth_masks"):
-        for backbone in ("vgg16", "resnet50"):
-            for method in ("cam", "gradcam"):
-                for variant in ("baseline", "fcam"):
-                    write_metrics(root, ds, backbone, method, variant, seed=seed)
-                    seed += 1
-    return root
+    grid = Grid(
+        datasets=("synth_boxes", "synth_masks"),
+        backbones=("vgg16", "resnet50"),
+        methods=("cam", "gradcam"),
+        seeds=(0, 1, 2),
+    )
+    paths = [
+        write_metrics(root, ds, backbone, method, variant, seed=seed)
+        for ds, backbone, method, seed, variant in grid.evaluations()
+    ]
+    return Tree(root, paths, grid)
 
 
 def make_curves(kind: str, rng: np.random.Generator, good: bool) -> dict[str, Any]:
     """curves.json content: bell-shaped accuracy vs tau, or a monotone precision-recall curve."""
-    edges = np.linspace(0.0, 1.0, 51)
-    centres = (edges[:-1] + edges[1:]) / 2
-    fg = np.round(1e5 * np.exp(-(((centres - (0.8 if good else 0.5)) / 0.15) ** 2))).astype(int)
-    bg = np.round(1e6 * np.exp(-centres / (0.1 if good else 0.3))).astype(int)
-    hist = {
-        "edges": edges.tolist(),
-        "counts": (fg + bg).tolist(),
-        "counts_fg": fg.tolist(),
-        "counts_bg": bg.tolist(),
-    }
+    hist = _histogram(good)
     if kind == "boxes":
         tau = np.arange(0, 1, 0.001)
         peak = 90.0 if good else 60.0
@@ -161,18 +201,41 @@ def make_samples(kind: str, rng: np.random.Generator, n: int, sharp: bool) -> di
     return out
 
 
-@pytest.fixture
-def eval_outputs(tmp_path: Path) -> Callable[[str], Path]:
-    """``eval_outputs(ds) -> results_dir`` with both variants' curves.json and samples.npz (resnet50/cam)."""
+@dataclass(frozen=True)
+class EvalOutputs:
+    """One seed's curves.json and samples.npz of both variants of <ds>/resnet50/cam."""
 
-    def build(ds: str) -> Path:
+    ds: str
+    folder: Path  # <root>/<ds>/resnet50/cam/seed<seed>
+
+    def curves(self, variant: str) -> Path:
+        return self.folder / variant / "curves.json"
+
+    def samples(self, variant: str) -> Path:
+        return self.folder / variant / "samples.npz"
+
+    def figure_inputs(self) -> dict[str, Path]:
+        """The keyword arguments of write_figures that name the inputs."""
+        return {
+            f"{variant}_{what}": getattr(self, what)(variant)
+            for variant in ("baseline", "fcam")
+            for what in ("curves", "samples")
+        }
+
+
+@pytest.fixture
+def eval_outputs(tmp_path: Path) -> Callable[..., EvalOutputs]:
+    """``eval_outputs(ds, seed=0)``: both variants' curves.json and samples.npz of <ds>/resnet50/cam."""
+
+    def build(ds: str, seed: int = 0) -> EvalOutputs:
         kind = DATASET_KINDS[ds]
-        root = tmp_path / "results" / "evaluate"
+        folder = tmp_path / "results" / "evaluate" / ds / "resnet50" / "cam" / f"seed{seed}"
         for variant, good in (("baseline", False), ("fcam", True)):
-            folder = root / ds / "resnet50" / "cam" / variant
-            save_json(make_curves(kind, np.random.default_rng(1), good), folder / "curves.json")
-            save_npz(folder / "samples.npz", **make_samples(kind, np.random.default_rng(2), 3, good))
-        return root
+            save_json(make_curves(kind, np.random.default_rng(1), good), folder / variant / "curves.json")
+            save_npz(
+                folder / variant / "samples.npz", **make_samples(kind, np.random.default_rng(2), 3, good)
+            )
+        return EvalOutputs(ds, folder)
 
     return build
 
