@@ -1,16 +1,30 @@
-"""Our numbers beside the published ones, as a Markdown report (``reports/comparison.md``).
+"""Our numbers beside the published ones, the F-CAM gain over seeds, and how bimodal the maps are,
+as a Markdown report (``reports/comparison.md``).
 
-For CUB and OpenImages, each cell of Tables 1 and 2 is shown as ours, the paper's, and
-ours - paper (points, from our unrounded value). fcam's synthetic datasets are a different task:
-their numbers are *not* comparable with the paper's, so no difference is computed; the paper's
-number for the same method and backbone on the real dataset of the same kind (Synth-Boxes ->
-CUB, Synth-Masks -> OpenImages) is printed beside ours, labelled as such, for orientation only.
-What should carry over to any data is the paper's effect, F-CAM above its baseline, so each
-dataset also gets a table of F-CAM gains (F-CAM - baseline, points), ours and the paper's.
+Our numbers are over seeds: mean ± sample standard deviation (ddof = 1), the mean alone with one
+seed (:mod:`fcam.report.results`). For CUB and OpenImages, each cell of Tables 1 and 2 is shown as
+ours (best checkpoint), the paper's, and our mean - paper (points, from our unrounded mean). fcam's
+synthetic datasets are a different task: their numbers are *not* comparable with the paper's, so
+no difference is computed; the paper's number for the same method and backbone on the real
+dataset of the same kind (Synth-Boxes -> CUB, Synth-Masks -> OpenImages) is printed beside ours,
+labelled as such, for orientation only. Means over backbones are shown only when we have all three
+of the paper's backbones; the paper's mean is then the printed one (one printed mean is not the
+average of its row, see :mod:`fcam.report.published`).
 
-Means over backbones are shown only when we have all three of the paper's backbones; the paper's
-mean is then the printed one (one printed mean is not the average of its row, see
-:mod:`fcam.report.published`).
+What should carry over to any data is the paper's effect, F-CAM above its baseline. Per cell
+(dataset, backbone, method) the **F-CAM gain** is paired by seed: g_s = F-CAM_s - baseline_s for
+each seed s (both trained from the same seed), reported as mean ± sample std of the g_s, for the
+best and for the last decoder checkpoint (method.md §2; the baseline has no decoder, so both
+gains subtract the same baseline). **Noise rule** (:func:`noise_verdict`): with n >= 2 seeds,
+the gain is *beyond noise* when mean > std, *within noise* when |mean| <= std, a *loss beyond
+noise* when mean < -std; with n < 2 the verdict is *n/a*. Each section counts "F-CAM gain beyond
+noise in K of N cells" (N: cells whose gain is defined); the header gives the count over every
+Table 1 cell. The gain tables also name the decoder setting the validation search chose per seed
+(n- = background fraction, alpha = PCE weight).
+
+The last section measures how bimodal the maps' values are (the paper's Fig. 8), from the
+histograms of each evaluation's ``curves.json`` (beside its ``metrics.json``), as defined in
+:mod:`fcam.report.bimodality`, averaged over seeds.
 """
 
 from __future__ import annotations
@@ -20,22 +34,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-import pandas as pd
+import numpy as np
 
-from fcam.constants import (
-    BACKBONE_TITLES,
-    BACKBONES,
-    CAM_METHODS,
-    DATASET_KINDS,
-    DATASET_TITLES,
-    METHOD_TITLES,
-)
+from fcam.constants import BACKBONE_TITLES, BACKBONES, DATASET_KINDS, DATASET_TITLES, METHOD_TITLES
 from fcam.errors import DataError
 from fcam.io import atomic_path
+from fcam.report.bimodality import OUTER_HIGH, OUTER_LOW, histogram_bimodality, load_histogram
 from fcam.report.published import PAPER_DATASETS, published_long
-from fcam.report.tables import ID_COLUMNS, METRIC_TITLES, TABLE1_METRIC, collect_metrics, row_title
+from fcam.report.results import Grid, Results, format_mean_std, load_results, mean_std
+from fcam.report.tables import METRIC_TITLES, TABLE1_METRIC, require_variants, row_title
 
-__all__ = ["REFERENCE_DATASET", "comparison_markdown", "default_data_note", "write_comparison"]
+__all__ = [
+    "REFERENCE_DATASET",
+    "comparison_markdown",
+    "default_data_note",
+    "noise_verdict",
+    "write_comparison",
+]
 
 #: The paper's dataset whose numbers are shown beside ours (compared only when it is the same dataset).
 REFERENCE_DATASET: Final = {
@@ -52,10 +67,36 @@ _DATA_NOTES: Final = {
     "openimages": "OpenImages30k with the wsolevaluation metadata (test split 5,000 images)",
 }
 
+BEYOND: Final = "beyond noise"
+WITHIN: Final = "within noise"
+LOSS: Final = "loss beyond noise"
+NOT_JUDGED: Final = "n/a"
+
 
 def default_data_note(datasets: Sequence[str]) -> str:
     """A one-line description of the data behind ``datasets`` (used when none is given)."""
     return "; ".join(_DATA_NOTES[ds] for ds in datasets)
+
+
+def noise_verdict(gains: Sequence[float] | np.ndarray) -> str:
+    """Whether paired per-seed gains lie beyond seed noise (the rule in the module docstring).
+
+    Args:
+        gains: g_s = F-CAM_s - baseline_s, one per seed.
+
+    Returns:
+        ``"beyond noise"`` (mean > std), ``"within noise"`` (|mean| <= std), ``"loss beyond
+        noise"`` (mean < -std), with std the sample std (ddof = 1); ``"n/a"`` with fewer than two
+        seeds; ``"--"`` when a gain is missing.
+    """
+    mean, std = mean_std(gains)
+    if math.isnan(mean):
+        return "--"
+    if math.isnan(std):
+        return NOT_JUDGED
+    if abs(mean) <= std:
+        return WITHIN
+    return BEYOND if mean > 0 else LOSS
 
 
 def _fmt(value: float, signed: bool = False) -> str:
@@ -67,123 +108,256 @@ def _fmt(value: float, signed: bool = False) -> str:
     return "+0.0" if text == "-0.0" else text  # a difference that rounds to zero has no sign
 
 
-def _distinct(df: pd.DataFrame, column: str) -> str:
-    """The distinct values of ``column`` joined by "/", e.g. ``test``."""
-    return "/".join(str(v) for v in dict.fromkeys(df[column])) if column in df else "unknown"
-
-
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"]
+    """A Markdown table: numbers right-aligned; the labels, verdicts and settings left-aligned."""
+    text_columns = ("verdict", "setting")
+    align = [":---"] + [":---" if h.startswith(text_columns) else "---:" for h in header[1:]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     return lines + ["| " + " | ".join(row) + " |" for row in rows] + [""]
 
 
 class _Lookup:
-    """Our and the paper's values by (ds, backbone, method, variant, metric); NaN where absent."""
+    """Our per-seed values and the paper's numbers; NaN where absent."""
 
-    def __init__(self, df: pd.DataFrame) -> None:
-        self._ours = df.set_index(list(ID_COLUMNS))
+    def __init__(self, results: Results) -> None:
+        self.results = results
         self._paper = published_long().set_index(["ds", "backbone", "method", "variant", "metric"])["value"]
 
-    def ours(self, ds: str, backbone: str, method: str, variant: str, metric: str) -> float:
+    def ours(self, ds: str, backbone: str, method: str, variant: str, metric: str) -> np.ndarray:
+        """(n,) per seed; ``backbone == "mean"``: per seed, the mean over the paper's backbones."""
         if backbone == "mean":
-            return sum(self.ours(ds, b, method, variant, metric) for b in BACKBONES) / len(BACKBONES)
-        key = (ds, backbone, method, variant)
-        if key not in self._ours.index or metric not in self._ours.columns:
-            return math.nan
-        return float(self._ours.at[key, metric])
+            return self.results.backbone_mean(ds, BACKBONES, method, variant, metric)
+        return self.results.values(ds, backbone, method, variant, metric)
 
     def paper(self, ds: str, backbone: str, method: str, variant: str, metric: str) -> float:
         key = (REFERENCE_DATASET.get(ds, ""), backbone, method, variant, metric)
         return float(self._paper.get(key, math.nan))
 
+    def gains(self, ds: str, backbone: str, method: str, metric: str, last: bool = False) -> np.ndarray:
+        """(n,) paired gains F-CAM_s - baseline_s; ``last``: F-CAM's last checkpoint."""
+        fcam = self.ours(ds, backbone, method, "fcam", f"{metric}_last" if last else metric)
+        return fcam - self.ours(ds, backbone, method, "baseline", metric)
+
+
+def _setting_text(results: Results, ds: str, backbone: str, method: str) -> str:
+    settings = results.settings(ds, backbone, method)
+    if not settings:
+        return "--"
+    if len({(s.bg_fraction, s.pce_weight) for s in settings}) == 1:
+        return settings[0].text() + (" (every seed)" if len(settings) > 1 else "")
+    return "; ".join(f"seed {s.seed}: {s.text()}" for s in settings)
+
+
+def _paper_label(ds: str) -> tuple[bool, str, str]:
+    """(comparable, column label of the paper's numbers, heading suffix)."""
+    if ds in PAPER_DATASETS:
+        return True, "paper", ""
+    reference = DATASET_TITLES[REFERENCE_DATASET[ds]]
+    return False, f"paper {reference}†", f"; † the paper's {reference} numbers, for orientation only"
+
 
 def _section(
-    look: _Lookup, ds: str, metric: str, backbones: list[str], methods: list[str], table: str
-) -> list[str]:
-    comparable = ds in PAPER_DATASETS
-    heading = f"### {table} — {DATASET_TITLES[ds]}, {METRIC_TITLES[metric]} (%)"
-    paper_label = "paper"
-    if not comparable and ds in REFERENCE_DATASET:
-        reference = DATASET_TITLES[REFERENCE_DATASET[ds]]
-        paper_label = f"paper {reference}†"
-        heading += f"; † the paper's {reference} numbers, for orientation only"
-    lines = [heading, ""]
+    look: _Lookup, ds: str, metric: str, backbones: list[str], table: str
+) -> tuple[list[str], int, int]:
+    """A side-by-side table and a per-cell gain table; returns (lines, K beyond noise, N cells)."""
+    grid = look.results.grid
+    comparable, paper_label, suffix = _paper_label(ds)
+    title = f"{DATASET_TITLES[ds]}, {METRIC_TITLES[metric]}"
+    lines = [f"### {table} — {title} (%){suffix}", ""]
     header, rows = ["Method"], []
     for b in backbones:
-        title = "Mean" if b == "mean" else BACKBONE_TITLES[b]
-        header += [f"{title} ours", f"{title} {paper_label}"] + ([f"{title} diff"] if comparable else [])
+        name = "Mean" if b == "mean" else BACKBONE_TITLES[b]
+        header += [f"{name} ours", f"{name} {paper_label}"] + ([f"{name} diff"] if comparable else [])
     for variant in ("baseline", "fcam"):
-        for m in methods:
+        for m in grid.methods:
             row = [row_title(m, variant)]
             for b in backbones:
                 ours, paper = look.ours(ds, b, m, variant, metric), look.paper(ds, b, m, variant, metric)
-                row += [_fmt(ours), _fmt(paper)] + ([_fmt(ours - paper, signed=True)] if comparable else [])
+                row += [format_mean_std(ours), _fmt(paper)]
+                if comparable:
+                    row.append(_fmt(mean_std(ours)[0] - paper, signed=True))
             rows.append(row)
     lines += _table(header, rows)
 
-    lines += [f"F-CAM gain on {DATASET_TITLES[ds]} ({METRIC_TITLES[metric]}, F-CAM - baseline, points):", ""]
-    header, rows, wins, pairs = ["Method"], [], 0, 0
-    for b in backbones:
-        title = "Mean" if b == "mean" else BACKBONE_TITLES[b]
-        header += [f"{title} ours", f"{title} {paper_label}"]
-    for m in methods:
-        row = [METHOD_TITLES[m]]
-        for b in backbones:
-            gain = look.ours(ds, b, m, "fcam", metric) - look.ours(ds, b, m, "baseline", metric)
-            paper_gain = look.paper(ds, b, m, "fcam", metric) - look.paper(ds, b, m, "baseline", metric)
-            row += [_fmt(gain, signed=True), _fmt(paper_gain, signed=True)]
-            if b != "mean" and not math.isnan(gain):
-                pairs += 1
-                wins += gain > 0
-        rows.append(row)
-    lines += _table(header, rows)
     lines += [
-        f"F-CAM is above its baseline in {wins} of {pairs} (method, backbone) pairs with both results.",
+        f"F-CAM gain on {title} (F-CAM - baseline, points, paired by seed; best and last decoder "
+        "checkpoint):",
         "",
     ]
+    header = [
+        "Method, backbone",
+        "baseline",
+        "F-CAM best",
+        "F-CAM last",
+        "gain best",
+        "verdict best",
+        "gain last",
+        "verdict last",
+        f"gain {paper_label}",
+        "setting (n-, alpha)",
+    ]
+    rows, beyond, cells, beyond_last = [], 0, 0, 0
+    for m in grid.methods:
+        for b in grid.backbones:
+            gains, gains_last = look.gains(ds, b, m, metric), look.gains(ds, b, m, metric, last=True)
+            verdict, verdict_last = noise_verdict(gains), noise_verdict(gains_last)
+            paper_gain = look.paper(ds, b, m, "fcam", metric) - look.paper(ds, b, m, "baseline", metric)
+            rows.append(
+                [
+                    f"{METHOD_TITLES[m]}, {BACKBONE_TITLES[b]}",
+                    format_mean_std(look.ours(ds, b, m, "baseline", metric)),
+                    format_mean_std(look.ours(ds, b, m, "fcam", metric)),
+                    format_mean_std(look.ours(ds, b, m, "fcam", f"{metric}_last")),
+                    format_mean_std(gains, signed=True),
+                    verdict,
+                    format_mean_std(gains_last, signed=True),
+                    verdict_last,
+                    _fmt(paper_gain, signed=True),
+                    _setting_text(look.results, ds, b, m),
+                ]
+            )
+            if verdict != "--":
+                cells += 1
+                beyond += verdict == BEYOND
+            beyond_last += verdict_last == BEYOND
+    lines += _table(header, rows)
+    lines += [
+        f"F-CAM gain beyond noise in {beyond} of {cells} cells (best checkpoint; last checkpoint: "
+        f"{beyond_last} of {cells}).",
+        "",
+    ]
+    return lines, beyond, cells
+
+
+def _bimodality_section(results: Results) -> list[str]:
+    grid = results.grid
+    low, high = f"{OUTER_LOW:g}", f"{OUTER_HIGH:g}"
+    lines = [
+        "## Bimodality of the maps (cf. the paper's Fig. 8)",
+        "",
+        "From the 50-bin histograms of map values over the test split in each evaluation's "
+        "`curves.json` (F-CAM: best checkpoint), mean over seeds:",
+        "",
+        f"- **fg outer mass**: the fraction of foreground pixels (inside a true box or mask) whose "
+        f"value lies in [0, {low}) or [{high}, 1]. Near 1: confident maps inside the objects; 0.2 "
+        "for values spread uniformly.",
+        "- **b fg**, **b all**: Sarle's bimodality coefficient b = (g² + 1) / K of the values of "
+        "foreground / all pixels, each pixel at its bin's centre, g the skewness and K the kurtosis "
+        "(not excess; the large-sample form). b = 1 for a two-point distribution, 5/9 ≈ 0.556 "
+        "for a uniform one, 1/3 for a normal one; b > 5/9 suggests bimodality.",
+        "",
+    ]
+    header = [
+        "Dataset, method, backbone",
+        "fg outer mass baseline",
+        "fg outer mass F-CAM",
+        "b fg baseline",
+        "b fg F-CAM",
+        "b all baseline",
+        "b all F-CAM",
+    ]
+    rows, higher, cells = [], 0, 0
+    for ds in grid.datasets:
+        for m in grid.methods:
+            for b in grid.backbones:
+                means = {}
+                for variant in ("baseline", "fcam"):
+                    measures = []
+                    for path in results.paths(ds, b, m, variant):
+                        curves = path.with_name("curves.json")
+                        measures.append(histogram_bimodality(load_histogram(curves), where=str(curves)))
+                    means[variant] = {
+                        key: float(np.mean([getattr(x, key) for x in measures]))
+                        for key in ("outer_fg", "coefficient_fg", "coefficient_all")
+                    }
+                base, fcam = means["baseline"], means["fcam"]
+                if not (math.isnan(base["outer_fg"]) or math.isnan(fcam["outer_fg"])):
+                    cells += 1
+                    higher += fcam["outer_fg"] > base["outer_fg"]
+                rows.append(
+                    [f"{DATASET_TITLES[ds]}, {METHOD_TITLES[m]}, {BACKBONE_TITLES[b]}"]
+                    + [
+                        "--" if math.isnan(v[key]) else f"{v[key]:.2f}"
+                        for key in ("outer_fg", "coefficient_fg", "coefficient_all")
+                        for v in (base, fcam)
+                    ]
+                )
+    lines += _table(header, rows)
+    lines += [f"F-CAM's fg outer mass above the baseline's in {higher} of {cells} cells.", ""]
     return lines
 
 
-def comparison_markdown(df: pd.DataFrame, *, preset: str, data_note: str) -> str:
-    """The comparison of our Tables 1 and 2 with the paper's, as Markdown.
+def comparison_markdown(results: Results, *, preset: str, data_note: str) -> str:
+    """The comparison of our Tables 1 and 2 with the paper's, the gains and the bimodality, as Markdown.
 
     Args:
-        df: metrics as returned by :func:`fcam.report.tables.collect_metrics`.
-        preset: name of the preset that produced ``df`` (checked against its ``preset`` column).
+        results: the grid's records (:func:`fcam.report.results.load_results`), variants baseline
+            and fcam; each record's folder also holds its ``curves.json``.
+        preset: name of the preset that produced the results (checked against every record).
         data_note: one line saying which data produced our numbers.
 
     Returns:
-        Markdown: a header naming the preset, the data and the number of test images, a warning
-        on synthetic data, then per dataset a Table 1 section, for box datasets a Table 2 section
-        (Top-1 and Top-5 Loc), each with its F-CAM gain table.
+        Markdown: a header (preset, data, seeds, test images, the rules), a warning on synthetic
+        data, the overall gain count, then per dataset a Table 1 section, for box datasets Table 2
+        sections (Top-1 and Top-5 Loc), each with its per-cell gain table, and the bimodality table.
 
     Raises:
-        DataError: ``df`` is empty or holds results of another preset.
+        ConfigError: the grid's variants are not baseline and fcam.
+        DataError: a record of another preset, or a ``curves.json`` missing or malformed.
     """
-    if df.empty:
-        raise DataError("no results to compare")
-    others = sorted(set(df["preset"]) - {preset}) if "preset" in df else []
+    df, grid = results.frame, results.grid
+    require_variants(grid)
+    others = sorted(set(df["preset"]) - {preset})
     if others:
-        raise DataError(f"results were produced by preset(s) {others}, not {preset!r}")
-    look = _Lookup(df)
-    datasets = [ds for ds in DATASET_KINDS if ds in set(df["ds"])]
-    methods = [m for m in CAM_METHODS if m in set(df["method"])]
+        bad = df.loc[df["preset"] != preset, "path"].iloc[0]
+        raise DataError(f"{bad}: produced by preset(s) {others}, not {preset!r}")
+    look = _Lookup(results)
     sizes = df.groupby("ds")["num_images"].agg(["min", "max"])
     counts = ", ".join(
         f"{DATASET_TITLES[ds]} {lo}" if lo == hi else f"{DATASET_TITLES[ds]} {lo}-{hi}"
-        for ds, lo, hi in ((ds, int(sizes.at[ds, "min"]), int(sizes.at[ds, "max"])) for ds in datasets)
+        for ds, lo, hi in ((ds, int(sizes.at[ds, "min"]), int(sizes.at[ds, "max"])) for ds in grid.datasets)
     )
+    splits = "/".join(dict.fromkeys(df["split"]))
+    spread = (
+        "the mean ± sample standard deviation (ddof = 1) over seeds"
+        if grid.n_seeds > 1
+        else "the one seed's value (no spread)"
+    )
+    body: list[str] = ["## Table 1", ""]
+    beyond, cells = 0, 0
+    for ds in grid.datasets:
+        backbones = list(grid.backbones)
+        if set(backbones) == set(BACKBONES):  # the paper's Mean column: ours only over the same three
+            backbones.append("mean")
+        lines, k, n = _section(look, ds, TABLE1_METRIC[DATASET_KINDS[ds]], backbones, "Table 1")
+        body += lines
+        beyond, cells = beyond + k, cells + n
+    box_datasets = [ds for ds in grid.datasets if DATASET_KINDS[ds] == "boxes"]
+    if box_datasets:
+        body += ["## Table 2", ""]
+        for ds in box_datasets:
+            backbones = list(grid.backbones)
+            for metric in ("top1_loc", "top5_loc"):
+                body += _section(look, ds, metric, backbones, "Table 2")[0]
+    body += _bimodality_section(results)
+
     lines = [
         "# fcam results beside the published F-CAM numbers",
         "",
         f"- **Ours**: preset `{preset}`; data: {data_note}.",
-        f"- Split {_distinct(df, 'split')}, checkpoint {_distinct(df, 'checkpoint')}; "
-        f"images per dataset: {counts}.",
+        f"- Split {splits}; images per dataset: {counts}.",
+        f"- **Seeds**: {grid.seeds_text()}. Each of our numbers is {spread}. Tables 1-2 use the "
+        "best decoder checkpoint; the gain tables add the last one.",
         "- **Paper**: Belharbi et al., F-CAM, WACV 2022, Tables 1 and 2, as printed.",
-        "- diff = ours - paper, in points, from our unrounded value.",
+        "- diff = our mean - paper, in points, from our unrounded mean.",
+        "- **F-CAM gain**, per (dataset, backbone, method) cell and paired by seed: g_s = F-CAM_s - "
+        "baseline_s for each seed s, shown as mean ± sample std of the g_s.",
+        "- **Noise rule**: with n >= 2 seeds, a gain is *beyond noise* when its mean > its std, "
+        "*within noise* when |mean| <= std, a *loss beyond noise* when mean < -std; with n < 2 it "
+        "is *n/a* (no spread to judge it by).",
         "",
     ]
-    synthetic = [ds for ds in datasets if ds not in PAPER_DATASETS]
+    synthetic = [ds for ds in grid.datasets if ds not in PAPER_DATASETS]
     if synthetic:
         names = ", ".join(DATASET_TITLES[ds] for ds in synthetic)
         lines += [
@@ -194,39 +368,38 @@ def comparison_markdown(df: pd.DataFrame, *, preset: str, data_note: str) -> str
             "F-CAM above its baseline.",
             "",
         ]
-    lines += ["## Table 1", ""]
-    for ds in datasets:
-        present = set(df.loc[df["ds"] == ds, "backbone"])
-        backbones = [b for b in BACKBONES if b in present]
-        if len(backbones) == len(BACKBONES):
-            backbones.append("mean")
-        lines += _section(look, ds, TABLE1_METRIC[DATASET_KINDS[ds]], backbones, methods, "Table 1")
-    box_datasets = [ds for ds in datasets if DATASET_KINDS[ds] == "boxes"]
-    if box_datasets:
-        lines += ["## Table 2", ""]
-        for ds in box_datasets:
-            present = set(df.loc[df["ds"] == ds, "backbone"])
-            backbones = [b for b in BACKBONES if b in present]
-            for metric in ("top1_loc", "top5_loc"):
-                lines += _section(look, ds, metric, backbones, methods, "Table 2")
-    return "\n".join(lines)
+    lines += [
+        f"**F-CAM gain beyond noise in {beyond} of {cells} cells** (Table 1 metrics, best checkpoint).",
+        "",
+    ]
+    return "\n".join(lines + body)
 
 
-def write_comparison(results_dir: Path, out: Path, *, preset: str, data_note: str | None = None) -> Path:
-    """Read the metrics under ``results_dir`` and write the comparison to ``out`` atomically.
+def write_comparison(
+    metrics: Sequence[Path], out: Path, *, grid: Grid, preset: str, data_note: str | None = None
+) -> Path:
+    """Read the listed records (and the ``curves.json`` beside each) and write the comparison.
 
     Args:
-        results_dir: the evaluation's output folder.
-        out: the Markdown file to write (``reports/comparison.md``).
+        metrics: one ``<ds>/<backbone>/<method>/seed<seed>/<variant>/metrics.json`` per
+            configuration of ``grid`` (variants baseline and fcam), in any order; the
+            ``curves.json`` in the same folder is read too.
+        out: the Markdown file to write (``reports/comparison.md``), atomically.
+        grid: the enabled datasets, backbones, methods and seeds, in the params' order.
         preset: the preset that produced the results.
-        data_note: which data produced them; by default a description of the datasets found.
+        data_note: which data produced them; by default a description of the grid's datasets.
 
     Returns:
         ``out``.
+
+    Raises:
+        DataError: a listed file or a ``curves.json`` is missing or malformed, a record disagrees
+            with its path or preset, or the files do not cover the grid exactly once.
     """
-    df = collect_metrics(results_dir)
+    results = load_results(metrics, grid)
     if data_note is None:
-        data_note = default_data_note([ds for ds in DATASET_KINDS if ds in set(df["ds"])])
+        data_note = default_data_note(grid.datasets)
+    text = comparison_markdown(results, preset=preset, data_note=data_note)
     with atomic_path(out) as tmp:
-        tmp.write_text(comparison_markdown(df, preset=preset, data_note=data_note))
+        tmp.write_text(text)
     return Path(out)
