@@ -1,22 +1,33 @@
-"""The loss ablation table: F-CAM trained with subsets of its loss terms (reports/ablation.tex).
+"""The loss ablation table: F-CAM trained with subsets of its loss terms (``reports/ablation.tex``).
 
-Reads ``<results>/<ds>/<backbone>/<method>/<variant>/metrics.json`` written by the evaluation
-job for each ablation variant (``pce``, ``pce_crf``, ``pce_size``, ``full``) and lays out one row
-per variant, one column per dataset: MaxBoxAcc on box datasets, PxAP on mask datasets.
+Reads the ``metrics.json`` the DAG lists, one per (dataset, seed, variant) of the ablation's grid
+(one backbone, one CAM method; the variants are the loss-term subset names of params'
+``ablation.variants``), at ``results/ablation/evaluate/<ds>/<backbone>/<method>/seed<seed>/<variant>/``
+(format and checks: :mod:`fcam.report.results`). One row per variant in the grid's order, one
+column per dataset: MaxBoxAcc on box datasets, PxAP on mask datasets, best decoder checkpoint;
+each cell the mean over seeds ± the sample standard deviation (ddof = 1), the mean alone with one
+seed. The best printed mean of each column is in bold, ties included.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Final
 
-from fcam.constants import BACKBONE_TITLES, DATASET_TITLES, METHOD_TITLES
-from fcam.errors import DataError
-from fcam.io import atomic_path, load_json
+import numpy as np
 
-__all__ = ["VARIANT_TITLES", "ablation_tex", "collect_ablation", "write_ablation"]
+from fcam.constants import BACKBONE_TITLES, DATASET_KINDS, DATASET_TITLES, METHOD_TITLES
+from fcam.errors import ConfigError
+from fcam.io import atomic_path
+from fcam.report.latex import escape
+from fcam.report.results import Grid, Results, load_results
+from fcam.report.tables import TABLE1_METRIC, format_cells
 
-#: Ablation variants in table order, with the loss terms each one trains with.
-VARIANT_TITLES = {
+__all__ = ["VARIANT_TITLES", "ablation_tex", "write_ablation"]
+
+#: Row titles of the usual ablation variants; other names print as they are.
+VARIANT_TITLES: Final = {
     "pce": "PCE",
     "pce_crf": "PCE + CRF",
     "pce_size": "PCE + size",
@@ -24,50 +35,44 @@ VARIANT_TITLES = {
 }
 
 
-def collect_ablation(results: Path) -> dict[tuple[str, str, str, str], dict]:
-    """Every ablation record, keyed by (ds, backbone, method, variant).
-
-    Raises:
-        DataError: a metrics file is unreadable or lacks its dataset's metric.
-    """
-    records = {}
-    for path in sorted(Path(results).glob("*/*/*/*/metrics.json")):
-        ds, backbone, method, variant = path.relative_to(results).parts[:4]
-        try:
-            record = load_json(path)
-            key = "max_box_acc" if record["kind"] == "boxes" else "pxap"
-            float(record["metrics"][key])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"{path}: not an evaluation record ({type(exc).__name__}: {exc})") from exc
-        records[ds, backbone, method, variant] = record
-    return records
-
-
-def ablation_tex(records: dict[tuple[str, str, str, str], dict]) -> str:
-    """The ablation as a booktabs table; the best value of each column in bold.
+def ablation_tex(results: Results, *, titles: Mapping[str, str] | None = None) -> str:
+    """The ablation as a booktabs table; the best mean of each column in bold.
 
     Args:
-        records: as returned by :func:`collect_ablation` (one backbone and method expected).
+        results: the ablation grid's records (one backbone, one method; variants = the loss-term
+            subset names).
+        titles: row titles by variant name, over :data:`VARIANT_TITLES`; other names print as
+            they are (escaped).
 
     Raises:
-        DataError: no records, or several backbones or methods mixed.
+        ConfigError: the grid has several backbones or methods.
     """
-    if not records:
-        raise DataError("no ablation results found")
-    combos = {(b, m) for _, b, m, _ in records}
-    if len(combos) != 1:
-        raise DataError(f"the ablation mixes several backbones/methods: {sorted(combos)}")
-    ((backbone, method),) = combos
-    datasets = sorted({ds for ds, *_ in records}, key=lambda d: list(DATASET_TITLES).index(d))
-    variants = [v for v in VARIANT_TITLES if any(k[3] == v for k in records)]
-    value = {}
-    for (ds, _, _, variant), record in records.items():
-        key = "max_box_acc" if record["kind"] == "boxes" else "pxap"
-        value[ds, variant] = float(record["metrics"][key])
-    best = {ds: max(v for (d, _), v in value.items() if d == ds) for ds in datasets}
+    grid = results.grid
+    if len(grid.backbones) != 1 or len(grid.methods) != 1:
+        raise ConfigError(
+            f"the ablation has one backbone and one method, got {list(grid.backbones)} / {list(grid.methods)}"
+        )
+    ((backbone,), (method,)) = grid.backbones, grid.methods
+    titles = {**VARIANT_TITLES, **(titles or {})}
+    values = np.array(
+        [
+            [
+                results.values(ds, backbone, method, variant, TABLE1_METRIC[DATASET_KINDS[ds]])
+                for ds in grid.datasets
+            ]
+            for variant in grid.variants
+        ]
+    )
+    cells = format_cells(values)
     header = " & ".join(
-        f"{DATASET_TITLES[ds]} ({'MaxBoxAcc' if _kind(records, ds) == 'boxes' else 'PxAP'})"
-        for ds in datasets
+        f"{DATASET_TITLES[ds]} ({'MaxBoxAcc' if DATASET_KINDS[ds] == 'boxes' else 'PxAP'})"
+        for ds in grid.datasets
+    )
+    seeds = ", ".join(map(str, grid.seeds))
+    spread = (
+        f"mean $\\pm$ sample standard deviation over $n = {grid.n_seeds}$ seeds ({seeds})"
+        if grid.n_seeds > 1
+        else f"one seed ({seeds}), no spread"
     )
     lines = [
         "% Generated by fcam.report.ablation; do not edit.",
@@ -75,31 +80,41 @@ def ablation_tex(records: dict[tuple[str, str, str, str], dict]) -> str:
         "\\centering",
         "\\small",
         f"\\caption{{Loss ablation of F-CAM ({BACKBONE_TITLES[backbone]}, {METHOD_TITLES[method]}) on the "
-        "test split (\\%). Best per column in bold; -- no result.}",
+        f"test split (\\%), best decoder checkpoint; {spread}. Best mean per column in bold; -- no result.}}",
         "\\label{tab:ablation}",
-        f"\\begin{{tabular}}{{l{'c' * len(datasets)}}}",
+        f"\\begin{{tabular}}{{l{'c' * len(grid.datasets)}}}",
         "\\toprule",
         f"Loss & {header} \\\\",
         "\\midrule",
     ]
-    for variant in variants:
-        cells = []
-        for ds in datasets:
-            v = value.get((ds, variant))
-            text = "--" if v is None else f"{v:.1f}"
-            cells.append(f"\\textbf{{{text}}}" if v is not None and f"{v:.1f}" == f"{best[ds]:.1f}" else text)
-        lines.append(f"{VARIANT_TITLES[variant]} & {' & '.join(cells)} \\\\")
+    for variant, row in zip(grid.variants, cells, strict=True):
+        lines.append(f"{escape(titles.get(variant, variant))} & {' & '.join(row)} \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
     return "\n".join(lines)
 
 
-def _kind(records: dict[tuple[str, str, str, str], dict], ds: str) -> str:
-    return next(r["kind"] for k, r in records.items() if k[0] == ds)
+def write_ablation(
+    metrics: Sequence[Path], out: Path, *, grid: Grid, titles: Mapping[str, str] | None = None
+) -> Path:
+    """Read the listed ablation records and write the table to ``out``, atomically.
 
+    Args:
+        metrics: one ``<ds>/<backbone>/<method>/seed<seed>/<variant>/metrics.json`` per
+            configuration of ``grid``, in any order.
+        out: the ``.tex`` file (``reports/ablation.tex``).
+        grid: datasets, ``(ablation.backbone,)``, ``(ablation.method,)``, seeds, and as variants
+            the ablation's variant names in the params' order.
+        titles: row titles by variant name (see :func:`ablation_tex`).
 
-def write_ablation(results: Path, out: Path) -> Path:
-    """Collect the ablation results under ``results`` and write the table to ``out``, atomically."""
-    tex = ablation_tex(collect_ablation(results))
+    Returns:
+        ``out``.
+
+    Raises:
+        ConfigError: the grid has several backbones or methods.
+        DataError: a listed file is missing, malformed or disagrees with its path, or the files
+            do not cover the grid exactly once (the message names the file or configuration).
+    """
+    tex = ablation_tex(load_results(metrics, grid), titles=titles)
     with atomic_path(out) as tmp:
         tmp.write_text(tex)
     return Path(out)
