@@ -63,7 +63,7 @@ def figure_caption(path: Path) -> str:
     for figure, text in _FIGURE_CAPTIONS.items():
         prefix = stem.removesuffix(f"_{figure}")
         if prefix != stem and prefix in _RUN_TITLES:
-            return f"{escape(_RUN_TITLES[prefix])}. {text}"
+            return f"{escape(_RUN_TITLES[prefix])}. {text} One seed's run (the figure's title names it)."
     return escape(stem)
 
 

@@ -14,7 +14,7 @@
 Every figure is written as PDF and PNG (``<out_stem>.pdf``, ``<out_stem>.png``), each atomically.
 Matplotlib is used through its object API with the Agg canvas: no pyplot, no global state.
 
-Contract of the inputs (per variant, ``results/evaluate/<ds>/<backbone>/<method>/<variant>/``):
+Contract of the inputs (per variant, ``results/evaluate/<ds>/<backbone>/<method>/seed<seed>/<variant>/``):
 
 ``curves.json``, box datasets: ``tau`` (T,) thresholds in [0, 1]; ``box_acc`` {"30", "50", "70"}
 each (T,) accuracy in percent with a box per contour (MaxBoxAccV2's curves); ``box_acc_largest``
@@ -32,6 +32,7 @@ true box or mask) and background (the other pixels).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -45,6 +46,7 @@ from matplotlib.patches import Rectangle
 from fcam.constants import BACKBONE_TITLES, DATASET_KINDS, DATASET_TITLES, METHOD_TITLES, VARIANTS
 from fcam.errors import ConfigError, DataError
 from fcam.io import atomic_path
+from fcam.report.bimodality import check_histogram
 
 __all__ = [
     "VARIANT_TITLES",
@@ -148,18 +150,7 @@ def check_curves(curves: Any, kind: str, where: str) -> dict[str, Any]:
             raise DataError(f"{where}: '{key}' has {y.size} values for {x.size} thresholds")
         if y.min() < 0 or y.max() > top:
             raise DataError(f"{where}: '{key}' outside [0, {top:g}] (min {y.min():g}, max {y.max():g})")
-    hist = need(curves, "histogram")
-    if not isinstance(hist, Mapping):
-        raise DataError(f"{where}: 'histogram' must be an object")
-    edges = _array(need(hist, "edges", "histogram."), f"{where}: 'histogram.edges'", ndim=1)
-    out["histogram"] = {"edges": edges}
-    for key in ("counts", "counts_fg", "counts_bg"):
-        counts = _array(need(hist, key, "histogram."), f"{where}: 'histogram.{key}'", ndim=1)
-        if counts.size + 1 != edges.size or (counts < 0).any():
-            raise DataError(
-                f"{where}: 'histogram.{key}' needs {edges.size - 1} counts >= 0, got {counts.size}"
-            )
-        out["histogram"][key] = counts
+    out["histogram"] = check_histogram(need(curves, "histogram"), where)
     return out
 
 
@@ -422,34 +413,89 @@ def plot_histograms(
     return _save(fig, out_stem)
 
 
-def write_figures(
-    results_dir: Path, out_dir: Path, *, ds: str, backbone: str, method: str, max_rows: int | None = 8
-) -> list[Path]:
-    """The three figures of one (dataset, backbone, method), from both variants' evaluation outputs.
+def _check_location(path: Path, ds: str, backbone: str, method: str, variant: str) -> str:
+    """The ``seed<seed>`` folder of an input at ``.../<ds>/<backbone>/<method>/seed<seed>/<variant>/<file>``.
 
-    Reads ``<results_dir>/<ds>/<backbone>/<method>/{baseline,fcam}/{curves.json,samples.npz}`` and
-    writes ``<out_dir>/<ds>_<backbone>_<method>_{samples,accuracy_vs_tau,histograms}.{pdf,png}``.
+    Raises:
+        DataError: the path does not name this dataset, backbone, method and variant.
+    """
+    folders = Path(path).parent.parts[-5:]
+    if (
+        len(folders) != 5
+        or folders[:3] != (ds, backbone, method)
+        or folders[4] != variant
+        or not re.fullmatch(r"seed\d+", folders[3])
+    ):
+        raise DataError(
+            f"{path}: expected the {variant} evaluation of {ds}/{backbone}/{method}, at "
+            f".../{ds}/{backbone}/{method}/seed<seed>/{variant}/{Path(path).name}"
+        )
+    return folders[3]
+
+
+def write_figures(
+    out_dir: Path,
+    *,
+    ds: str,
+    backbone: str,
+    method: str,
+    baseline_curves: Path,
+    fcam_curves: Path,
+    baseline_samples: Path,
+    fcam_samples: Path,
+    max_rows: int | None = 8,
+) -> list[Path]:
+    """The three figures of one (dataset, backbone, method), from one seed's two evaluations.
+
+    The pipeline draws them from the first seed listed in params: figures show single runs; the
+    tables and the comparison carry the statistics over seeds.
+
+    Args:
+        out_dir: where to write ``<ds>_<backbone>_<method>_{samples,accuracy_vs_tau,histograms}``
+            ``.{pdf,png}`` (``reports/figures``).
+        ds, backbone, method: the cell drawn.
+        baseline_curves, fcam_curves: the two variants' ``curves.json``.
+        baseline_samples, fcam_samples: the two variants' ``samples.npz``.
+        max_rows: samples shown in the sample grid (the first ones); ``None`` shows all.
+
+    Every input must lie at ``.../<ds>/<backbone>/<method>/seed<seed>/<variant>/<file>``, all
+    four under the same seed.
 
     Returns:
         The six written paths.
 
     Raises:
-        ConfigError: an unknown dataset.
-        DataError: an input is missing or malformed (the message names it).
+        ConfigError: an unknown dataset, or ``max_rows`` < 1.
+        DataError: an input is missing or malformed, lies elsewhere than its variant's folder of
+            this cell, or the inputs mix seeds (the message names the file).
     """
     if ds not in DATASET_KINDS:
         raise ConfigError(f"unknown dataset {ds!r}; expected one of {tuple(DATASET_KINDS)}")
     kind = DATASET_KINDS[ds]
-    folder = Path(results_dir) / ds / backbone / method
-    curves = {v: load_curves(folder / v / "curves.json", kind) for v in VARIANTS}
+    inputs = (
+        (Path(baseline_curves), "baseline"),
+        (Path(fcam_curves), "fcam"),
+        (Path(baseline_samples), "baseline"),
+        (Path(fcam_samples), "fcam"),
+    )
+    seeds = [(path, _check_location(path, ds, backbone, method, variant)) for path, variant in inputs]
+    if len({seed for _, seed in seeds}) != 1:
+        raise DataError("figure inputs of different seeds: " + ", ".join(f"{p} ({s})" for p, s in seeds))
+    seed = seeds[0][1].removeprefix("seed")
+    curves = {"baseline": load_curves(baseline_curves, kind), "fcam": load_curves(fcam_curves, kind)}
     stem = Path(out_dir) / f"{ds}_{backbone}_{method}"
     title = ", ".join(
-        (DATASET_TITLES[ds], BACKBONE_TITLES.get(backbone, backbone), METHOD_TITLES.get(method, method))
+        (
+            DATASET_TITLES[ds],
+            BACKBONE_TITLES.get(backbone, backbone),
+            METHOD_TITLES.get(method, method),
+            f"seed {seed}",
+        )
     )
     return [
         *plot_samples(
-            folder / "baseline" / "samples.npz",
-            folder / "fcam" / "samples.npz",
+            Path(baseline_samples),
+            Path(fcam_samples),
             stem.with_name(stem.name + "_samples"),
             kind=kind,
             max_rows=max_rows,

@@ -15,6 +15,8 @@ from fcam.report.document import compile_pdf, figure_caption, write_paper_tex
 from fcam.report.figures import write_figures
 from fcam.report.tables import write_table1, write_table2
 
+from .conftest import EvalOutputs, Tree
+
 needs_latex = pytest.mark.skipif(
     shutil.which("pdflatex") is None, reason="no LaTeX engine (pdflatex) installed"
 )
@@ -22,21 +24,21 @@ needs_latex = pytest.mark.skipif(
 
 @pytest.fixture
 def report_inputs(
-    results_tree: Path, eval_outputs: Callable[[str], Path], tmp_path: Path
+    results_tree: Tree, eval_outputs: Callable[..., EvalOutputs], tmp_path: Path
 ) -> tuple[Path, list, list]:
     """reports/ with both tables and the six figures of synth_boxes/resnet50/cam."""
     reports = tmp_path / "reports"
     tables = [
-        write_table1(results_tree, reports / "table1.tex"),
-        write_table2(results_tree, reports / "table2.tex"),
+        write_table1(results_tree.paths, reports / "table1.tex", grid=results_tree.grid),
+        write_table2(results_tree.paths, reports / "table2.tex", grid=results_tree.grid),
     ]
     figures = write_figures(
-        eval_outputs("synth_boxes"),
         reports / "figures",
         ds="synth_boxes",
         backbone="resnet50",
         method="cam",
         max_rows=2,
+        **eval_outputs("synth_boxes").figure_inputs(),
     )
     return reports, tables, [p for p in figures if p.suffix == ".pdf"]
 
@@ -72,6 +74,7 @@ def test_paper_tex_missing_input(tmp_path: Path) -> None:
 def test_figure_caption() -> None:
     caption = figure_caption(Path("figures/synth_masks_inceptionv3_smoothgradcampp_histograms.pdf"))
     assert caption.startswith("Synth-Masks, InceptionV3, Smooth-GradCAM++. Histograms of map values")
+    assert caption.endswith("One seed's run (the figure's title names it).")
     assert figure_caption(Path("my_plot.pdf")) == r"my\_plot"
 
 

@@ -26,6 +26,8 @@ from fcam.report.figures import (
     write_figures,
 )
 
+from .conftest import EvalOutputs
+
 
 def _check_pdf_png(paths: list[Path], min_width: int) -> None:
     assert [p.suffix for p in paths] == [".pdf", ".png"]
@@ -42,9 +44,11 @@ def _check_pdf_png(paths: list[Path], min_width: int) -> None:
 
 
 @pytest.mark.parametrize("ds", ["synth_boxes", "synth_masks"])
-def test_write_figures(eval_outputs: Callable[[str], Path], tmp_path: Path, ds: str) -> None:
-    results = eval_outputs(ds)
-    paths = write_figures(results, tmp_path / "figures", ds=ds, backbone="resnet50", method="cam")
+def test_write_figures(eval_outputs: Callable[..., EvalOutputs], tmp_path: Path, ds: str) -> None:
+    outputs = eval_outputs(ds, seed=3)
+    paths = write_figures(
+        tmp_path / "figures", ds=ds, backbone="resnet50", method="cam", **outputs.figure_inputs()
+    )
     assert [p.name for p in paths] == [
         f"{ds}_resnet50_cam_{name}.{ext}"
         for name in ("samples", "accuracy_vs_tau", "histograms")
@@ -57,20 +61,16 @@ def test_write_figures(eval_outputs: Callable[[str], Path], tmp_path: Path, ds: 
     assert samples_png.shape[0] > 600  # three sample rows
 
 
-def test_pdf_is_deterministic(eval_outputs: Callable[[str], Path], tmp_path: Path) -> None:
-    results = eval_outputs("synth_boxes")
-    curves = {
-        v: load_curves(results / "synth_boxes/resnet50/cam" / v / "curves.json", "boxes")
-        for v in ("baseline", "fcam")
-    }
+def test_pdf_is_deterministic(eval_outputs: Callable[..., EvalOutputs], tmp_path: Path) -> None:
+    outputs = eval_outputs("synth_boxes")
+    curves = {v: load_curves(outputs.curves(v), "boxes") for v in ("baseline", "fcam")}
     first = plot_accuracy_vs_tau(curves, tmp_path / "a", kind="boxes")[0].read_bytes()
     second = plot_accuracy_vs_tau(curves, tmp_path / "b", kind="boxes")[0].read_bytes()
     assert first == second  # no creation date: DVC sees identical outputs for identical inputs
 
 
-def test_single_variant_and_stem_with_dots(eval_outputs: Callable[[str], Path], tmp_path: Path) -> None:
-    results = eval_outputs("synth_masks")
-    curves = load_curves(results / "synth_masks/resnet50/cam/fcam/curves.json", "masks")
+def test_single_variant_and_stem_with_dots(eval_outputs: Callable[..., EvalOutputs], tmp_path: Path) -> None:
+    curves = load_curves(eval_outputs("synth_masks").curves("fcam"), "masks")
     paths = plot_histograms({"fcam": curves}, tmp_path / "run.v1_histograms")
     assert [p.name for p in paths] == ["run.v1_histograms.pdf", "run.v1_histograms.png"]
     paths = plot_accuracy_vs_tau({"fcam": curves}, tmp_path / "pr", kind="masks")
@@ -100,8 +100,8 @@ def test_mask_overlay_colours() -> None:
     np.testing.assert_allclose(out[0, 1, 2], tint(_FP))  # map == tau counts as foreground (left-closed bins)
 
 
-def test_samples_must_share_ids(eval_outputs: Callable[[str], Path], tmp_path: Path) -> None:
-    folder = eval_outputs("synth_boxes") / "synth_boxes/resnet50/cam"
+def test_samples_must_share_ids(eval_outputs: Callable[..., EvalOutputs], tmp_path: Path) -> None:
+    folder = eval_outputs("synth_boxes").folder
     with np.load(folder / "fcam/samples.npz") as npz:
         arrays = dict(npz)
     arrays["ids"] = arrays["ids"][::-1]
@@ -139,8 +139,8 @@ def test_samples_must_share_ids(eval_outputs: Callable[[str], Path], tmp_path: P
         (lambda a: a.update(best_tau=np.array([0.1, 0.2])), "'best_tau' must be one"),
     ],
 )
-def test_malformed_samples_named(eval_outputs: Callable[[str], Path], change, message: str) -> None:
-    path = eval_outputs("synth_boxes") / "synth_boxes/resnet50/cam/baseline/samples.npz"
+def test_malformed_samples_named(eval_outputs: Callable[..., EvalOutputs], change, message: str) -> None:
+    path = eval_outputs("synth_boxes").samples("baseline")
     with np.load(path) as npz:
         arrays = dict(npz)
     change(arrays)
@@ -173,8 +173,8 @@ def test_unreadable_samples(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_malformed_curves_named(eval_outputs: Callable[[str], Path], change, message: str) -> None:
-    path = eval_outputs("synth_boxes") / "synth_boxes/resnet50/cam/fcam/curves.json"
+def test_malformed_curves_named(eval_outputs: Callable[..., EvalOutputs], change, message: str) -> None:
+    path = eval_outputs("synth_boxes").curves("fcam")
     curves = json.loads(path.read_text())
     change(curves)
     path.write_text(json.dumps(curves))
@@ -183,8 +183,52 @@ def test_malformed_curves_named(eval_outputs: Callable[[str], Path], change, mes
     assert str(path) in str(info.value)
 
 
-def test_missing_inputs_named(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"curves\.json: cannot read"):
-        write_figures(tmp_path, tmp_path / "out", ds="cub", backbone="resnet50", method="cam")
+def test_missing_inputs_named(eval_outputs: Callable[..., EvalOutputs], tmp_path: Path) -> None:
+    outputs = eval_outputs("synth_masks")
+    outputs.curves("fcam").unlink()
+    with pytest.raises(DataError, match=r"curves\.json: cannot read") as info:
+        write_figures(
+            tmp_path / "out", ds="synth_masks", backbone="resnet50", method="cam", **outputs.figure_inputs()
+        )
+    assert str(outputs.curves("fcam")) in str(info.value)
     with pytest.raises(ConfigError, match="unknown dataset"):
-        write_figures(tmp_path, tmp_path / "out", ds="imagenet", backbone="resnet50", method="cam")
+        write_figures(
+            tmp_path / "out", ds="imagenet", backbone="resnet50", method="cam", **outputs.figure_inputs()
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_inputs_must_be_this_cell_and_one_seed(
+    eval_outputs: Callable[..., EvalOutputs], tmp_path: Path
+) -> None:
+    outputs = eval_outputs("synth_boxes", seed=0)
+    inputs = outputs.figure_inputs()
+    swapped = inputs | {"baseline_curves": inputs["fcam_curves"], "fcam_curves": inputs["baseline_curves"]}
+    with pytest.raises(
+        DataError, match="expected the baseline evaluation of synth_boxes/resnet50/cam"
+    ) as info:
+        write_figures(tmp_path, ds="synth_boxes", backbone="resnet50", method="cam", **swapped)
+    assert str(inputs["fcam_curves"]) in str(info.value)
+    with pytest.raises(DataError, match="expected the baseline evaluation of synth_boxes/resnet50/gradcam"):
+        write_figures(tmp_path, ds="synth_boxes", backbone="resnet50", method="gradcam", **inputs)
+    other_seed = eval_outputs("synth_boxes", seed=1)
+    with pytest.raises(DataError, match=r"figure inputs of different seeds: .*\(seed0\).*\(seed1\)"):
+        write_figures(
+            tmp_path,
+            ds="synth_boxes",
+            backbone="resnet50",
+            method="cam",
+            **inputs | {"fcam_samples": other_seed.samples("fcam")},
+        )
+    flat = tmp_path / "curves.json"
+    flat.write_text("{}")
+    with pytest.raises(
+        DataError, match=r"at \.\.\./synth_boxes/resnet50/cam/seed<seed>/baseline/curves\.json"
+    ):
+        write_figures(
+            tmp_path,
+            ds="synth_boxes",
+            backbone="resnet50",
+            method="cam",
+            **inputs | {"baseline_curves": flat},
+        )
