@@ -151,6 +151,16 @@ class Grid:
                 for variant in self.variants:
                     yield ds, backbone, method, seed, variant
 
+    def metrics_paths(self, root: Path) -> list[Path]:
+        """``<root>/<ds>/<backbone>/<method>/seed<seed>/<variant>/metrics.json`` of every evaluation.
+
+        Built from the grid, never globbed: e.g. ``grid.metrics_paths(Path("results/evaluate"))``.
+        """
+        return [
+            Path(root) / ds / backbone / method / f"seed{seed}" / variant / "metrics.json"
+            for ds, backbone, method, seed, variant in self.evaluations()
+        ]
+
     def seeds_text(self) -> str:
         """``n = 3 seeds (0, 1, 2)`` or ``one seed (0)``."""
         listed = ", ".join(map(str, self.seeds))

@@ -155,7 +155,9 @@ def test_real_dataset_side_by_side(cub_results: tuple[list[Path], Grid]) -> None
         "ResNet50 paper": "90.3",
         "ResNet50 diff": "-15.3",
     }
-    # paired by seed the gain is +5 +- 0, beyond noise; unpaired (75 +- 10 vs 70 +- 10) it would not be
+    # paired by seed the gain is +5 +- 0, beyond noise; paired otherwise (F-CAM's seeds against the
+    # baseline's in reverse) the same numbers give -15, 5, 25: +5 +- 20, within noise
+    assert noise_verdict(np.array([65.0, 75.0, 85.0]) - np.array([80.0, 70.0, 60.0])) == "within noise"
     assert gain_cub["CAM, ResNet50"] == {
         "baseline": "70.0 ± 10.0",
         "F-CAM best": "75.0 ± 10.0",

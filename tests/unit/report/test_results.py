@@ -74,6 +74,13 @@ def test_values_in_seed_order(tmp_path: Path, write_metrics) -> None:
     assert results.settings("cub", "resnet50", "cam", "baseline") == []
 
 
+def test_metrics_paths_from_the_grid(results_tree: Tree) -> None:
+    assert results_tree.grid.metrics_paths(results_tree.root) == results_tree.paths
+    assert results_tree.paths[1].relative_to(results_tree.root).as_posix() == (
+        "synth_boxes/vgg16/cam/seed0/fcam/metrics.json"
+    )
+
+
 def test_missing_listed_file_named(results_tree: Tree) -> None:
     gone = _path(results_tree, "synth_masks", "resnet50", "cam", 1, "fcam")
     gone.unlink()
