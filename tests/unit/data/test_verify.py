@@ -5,14 +5,18 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from fcam.data.download import import_archives
 from fcam.data.prepare import prepare_dataset
 from fcam.data.sources import DATASETS
+from fcam.data.synthetic import make_synthetic
 from fcam.data.verify import image_size, verify_dataset
 from fcam.errors import ConfigError, DataError
 from tests.unit.data._archives import CUB_SIZES, OI_SIZES, build_archives
+from tests.unit.data._images import flat_png_bytes
 
 
 @pytest.fixture(scope="module")
@@ -111,5 +115,85 @@ def test_unknown_dataset_and_unreadable_image(root):
         verify_dataset("imagenet", root, root)
     bad = root / "not_an_image.jpg"
     bad.write_bytes(b"garbage")
-    with pytest.raises(DataError, match=r"not_an_image\.jpg: cannot read the image header"):
+    with pytest.raises(
+        DataError, match=r"not_an_image\.jpg: not a readable image \(cannot read the image header"
+    ):
         image_size(bad)
+
+
+# ----------------------------------------------------------------------------- issue #13, item 7
+
+
+@pytest.fixture
+def synth(tmp_path: Path) -> Path:
+    """A data root holding synth_boxes and synth_masks of 40 x 40 images, as the default preset."""
+    for ds, flavour in (("synth_boxes", "boxes"), ("synth_masks", "masks")):
+        make_synthetic(
+            tmp_path / ds,
+            tmp_path / "metadata" / ds,
+            flavour=flavour,
+            num_classes=2,
+            n_train=3,
+            n_val=2,
+            n_test=3,
+            size=40,
+            seed=0,
+        )
+    return tmp_path
+
+
+def check_synth(root: Path, ds: str = "synth_boxes"):
+    return verify_dataset(ds, root / ds, root / "metadata" / ds, progress=False)
+
+
+def test_synthetic_datasets_are_verified(synth):
+    assert check_synth(synth)["splits"]["test"] == {"images": 3, "classes": 2, "boxes": 3, "masks": 0}
+    assert check_synth(synth, "synth_masks")["splits"]["train"]["masks"] == 0
+
+
+def test_recorded_size_of_a_synthetic_split_differing_from_the_images(synth):
+    # The issue's case: image_sizes.txt of the test split says 80,80 for 40x40 images, which turned
+    # MaxBoxAcc 50.0 into 0.0 without a warning.
+    sizes = synth / "metadata/synth_boxes/test/image_sizes.txt"
+    sizes.write_text(sizes.read_text().replace(",40,40", ",80,80"))
+    with pytest.raises(
+        DataError,
+        match=r"test/image_sizes.txt:1: 'images/test/.*\.png' is recorded as 80x80 but its header says 40x40",
+    ):
+        check_synth(synth)
+
+
+def test_box_outside_a_synthetic_image(synth):
+    loc = synth / "metadata/synth_boxes/val/localization.txt"
+    lines = loc.read_text().splitlines()
+    image_id, x0, y0, _, y1 = lines[1].split(",")
+    lines[1] = f"{image_id},{x0},{y0},41,{y1}"
+    loc.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"val/localization.txt:2: box lies outside the 40x40 image"):
+        check_synth(synth)
+
+
+def test_mask_of_the_wrong_size(root, synth):
+    # OpenImages: an instance mask 10x10 for a 30x30 image (line 1 of the test split).
+    mask = root / "openimages/test/01226z/0a51958fcd523ae4_m01226z_41344f12.png"
+    cv2.imwrite(str(mask), np.zeros((10, 10), np.uint8))
+    with pytest.raises(
+        DataError,
+        match=r"test/localization.txt:1: mask .*_41344f12.png is 10x10, but the image .*523ae4.jpg is 30x30",
+    ):
+        check(root, "openimages")
+    # Synthetic masks: an ignore mask one row short.
+    ignore = sorted((synth / "synth_masks/masks/val").rglob("*_ignore.png"))[0]
+    cv2.imwrite(str(ignore), np.zeros((39, 40), np.uint8))
+    with pytest.raises(DataError, match=rf"val/localization.txt:\d+: ignore mask .*{ignore.name} is 40x39"):
+        check_synth(synth, "synth_masks")
+
+
+def test_empty_and_oversized_images_are_refused(synth):
+    first = sorted((synth / "synth_boxes/images/train").rglob("*.png"))[0]
+    first.write_bytes(flat_png_bytes(16000, 16000))
+    with pytest.raises(DataError, match=rf"train/image_ids.txt:\d+: .*{first.name}: image too large"):
+        check_synth(synth)
+    first.write_bytes(b"")
+    with pytest.raises(DataError, match=rf"train/image_ids.txt:\d+: .*{first.name}: empty file"):
+        check_synth(synth)
