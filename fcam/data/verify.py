@@ -11,14 +11,21 @@ of images of each split (protocol.md), labels below the number of classes, every
 its ``image_sizes.txt`` and, on val/test, its localisation. It runs when a real dataset is
 prepared (:mod:`fcam.data.prepare`), :func:`check_split_files` when the synthetic benchmark is
 written (:mod:`fcam.data.synthetic`), and both on demand with ``fcam data verify <ds>``.
+
+Datasets are ``directory()`` outputs of the workflow, so Snakemake does not see a file edited
+inside ``data/``. After such an edit, ``fcam data verify <ds> --touch`` checks the dataset and then
+updates the modification time Snakemake reads for its two folders (:func:`touch_dataset`), so
+that the next ``snakemake`` run reruns everything downstream of the dataset.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from tqdm import tqdm
@@ -29,9 +36,13 @@ from fcam.data.metadata import SplitMetadata, read_split
 from fcam.data.sources import DATASETS
 from fcam.errors import ConfigError, DataError
 
-__all__ = ["check_split_files", "image_size", "verify_dataset"]
+__all__ = ["SNAKEMAKE_TIMESTAMP", "check_split_files", "image_size", "touch_dataset", "verify_dataset"]
 
 logger = logging.getLogger(__name__)
+
+#: File whose modification time Snakemake (>= 7) takes as that of a ``directory()`` output that
+#: contains it; without it, the directory's own modification time counts.
+SNAKEMAKE_TIMESTAMP: Final = ".snakemake_timestamp"
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -215,3 +226,46 @@ def verify_dataset(
         }
         logger.info("%s/%s: %s", ds, split, report["splits"][split])
     return report
+
+
+def touch_dataset(root: Path, metadata_root: Path) -> list[Path]:
+    """Give a dataset's two folders the current time as Snakemake reads it, to force what follows.
+
+    A dataset is two ``directory()`` outputs (``data/<ds>`` and ``data/metadata/<ds>``), and
+    Snakemake looks only at a directory output's own modification time, so an edit of a file
+    inside it goes unseen. Snakemake (9) takes that time from ``<folder>/.snakemake_timestamp``
+    when the folder holds one, else from the folder itself; for a symlinked folder it reads the
+    link's own time, or the newer of the link's and the target's. This updates, for each folder,
+    the link itself if it is a symlink, then the target's ``.snakemake_timestamp`` if there is
+    one, else the target folder. Nothing is created. Every rule whose input is one of these
+    folders is then older than its input and reruns on the next ``snakemake`` invocation.
+
+    Call it only after :func:`verify_dataset` accepted the dataset (``fcam data verify <ds>
+    --touch`` does both).
+
+    Args:
+        root: dataset root, ``data/<ds>``.
+        metadata_root: ``data/metadata/<ds>``.
+
+    Returns:
+        The paths whose modification time was set, in order.
+
+    Raises:
+        DataError: a folder does not exist.
+    """
+    now = time.time()
+    touched: list[Path] = []
+    for folder in (Path(root), Path(metadata_root)):
+        if not folder.is_dir():
+            raise DataError(f"{folder}: dataset folder not found")
+        target = folder
+        if folder.is_symlink():
+            os.utime(folder, (now, now), follow_symlinks=False)
+            touched.append(folder)
+            target = folder.resolve()
+        marker = target / SNAKEMAKE_TIMESTAMP
+        carrier = marker if marker.is_file() else target
+        os.utime(carrier, (now, now))
+        touched.append(carrier)
+    logger.info("touched %s: Snakemake will rerun what depends on them", ", ".join(map(str, touched)))
+    return touched

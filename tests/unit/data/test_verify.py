@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from fcam.cli import main
+from fcam.data import verify
 from fcam.data.download import import_archives
 from fcam.data.prepare import prepare_dataset
 from fcam.data.sources import DATASETS
@@ -197,3 +201,52 @@ def test_empty_and_oversized_images_are_refused(synth):
     first.write_bytes(b"")
     with pytest.raises(DataError, match=rf"train/image_ids.txt:\d+: .*{first.name}: empty file"):
         check_synth(synth)
+
+
+def _age(path: Path, seconds: float = 1e6) -> float:
+    old = path.stat().st_mtime - seconds
+    os.utime(path, (old, old))
+    return old
+
+
+def test_verify_touch_marks_the_dataset_as_new_for_snakemake(synth, capsys):
+    # Snakemake takes a directory output's mtime from its .snakemake_timestamp when there is one,
+    # else from the directory itself. `--touch` updates whichever it uses, after verifying.
+    data, meta = synth / "synth_boxes", synth / "metadata/synth_boxes"
+    (meta / ".snakemake_timestamp").touch()
+    old_marker, old_data = _age(meta / ".snakemake_timestamp"), _age(data)
+    args = ["data", "verify", "synth_boxes", "--data-root", str(synth), "--no-progress"]
+    assert main([*args, "--touch"]) == 0
+    assert json.loads(capsys.readouterr().out)["splits"]["val"]["boxes"] == 2
+    assert (meta / ".snakemake_timestamp").stat().st_mtime > old_marker + 1e5
+    assert data.stat().st_mtime > old_data + 1e5
+    assert not (data / ".snakemake_timestamp").exists()  # nothing new is created inside
+
+    # A dataset that fails verification is not touched.
+    old_marker, old_data = _age(meta / ".snakemake_timestamp"), _age(data)
+    sizes = meta / "test/image_sizes.txt"
+    sizes.write_text(sizes.read_text().replace(",40,40", ",80,80"))
+    assert main([*args, "--touch"]) == 2
+    assert "recorded as 80x80" in capsys.readouterr().err
+    assert main([*args, "--touch", "--skip-headers"]) == 2  # --touch only after the full check
+    assert "--touch needs the full check" in capsys.readouterr().err
+    assert (meta / ".snakemake_timestamp").stat().st_mtime == old_marker
+    assert data.stat().st_mtime == old_data
+
+
+def test_touch_follows_a_symlinked_dataset(synth):
+    data, meta = synth / "synth_boxes", synth / "metadata/synth_boxes"
+    link = synth / "linked"
+    link.symlink_to(data, target_is_directory=True)
+    old_link = _age_link(link)
+    old_data = _age(data)
+    touched = verify.touch_dataset(link, meta)
+    assert link.lstat().st_mtime > old_link + 1e5
+    assert data.stat().st_mtime > old_data + 1e5
+    assert touched == [link, data.resolve(), meta]
+
+
+def _age_link(path: Path, seconds: float = 1e6) -> float:
+    old = path.lstat().st_mtime - seconds
+    os.utime(path, (old, old), follow_symlinks=False)
+    return old
