@@ -8,7 +8,10 @@ and EXIF orientation ignored, as everywhere in fcam) this writes, under ``out_di
 - ``<name>_overlay.png``: the map as a JET heat map blended 50/50 with the image, boxes drawn;
 - ``<name>_boxes.json``: the boxes (see below).
 
-plus ``summary.json`` (every input, ok or failed, with its outputs or its error).
+plus ``summary.json`` (every input, ok or failed, with its outputs or its error). A file that
+cannot be read (missing, empty, corrupt, truncated, not an image) or that is larger than
+:data:`fcam.data.images.MAX_IMAGE_PIXELS` (refused from its header, before decoding) is logged and
+listed in the summary with its error, and the other images are still processed.
 
 How a map is made: the RGB image is resized to ``input_size`` x ``input_size`` (bilinear with
 antialiasing, aspect not kept: the evaluation transform of the pipeline), ImageNet-normalised, and
@@ -49,7 +52,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from fcam.constants import EVAL_SIZE, IMAGENET_MEAN, IMAGENET_STD
-from fcam.data.datasets import read_image_rgb
+from fcam.data.images import read_image_rgb
 from fcam.errors import CheckpointError, ConfigError, DataError
 from fcam.io import atomic_path, load_checkpoint, save_json
 from fcam.metrics import boxes_from_map
@@ -499,8 +502,9 @@ def localize(
         progress: show a tqdm bar over the images.
 
     Returns:
-        One result per input, in order. An image that cannot be read (missing, corrupt,
-        truncated, not an image) is a failed result with its error; the others are processed.
+        One result per input, in order. An image that cannot be read (missing, empty, corrupt,
+        truncated, not an image, above :data:`fcam.data.images.MAX_IMAGE_PIXELS`) is a failed
+        result with its error; the others are processed.
         ``out_dir / "summary.json"`` lists all of them.
 
     Raises:

@@ -1,5 +1,5 @@
-"""``fcam data``: generate the synthetic benchmark; fetch, import, prepare and verify the real
-datasets (CUB, OpenImages30k).
+"""``fcam data``: generate the synthetic benchmark; fetch, import and prepare the real datasets
+(CUB, OpenImages30k); verify any of them (and, with ``--touch``, force what depends on it).
 
 Each subcommand is added by one ``_add_<name>(group)`` function listed in :func:`register`; it
 parses its flags into a frozen dataclass and calls one library function. The data root is
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fcam.constants import DATASET_KINDS
 from fcam.data.sources import DATASETS, dataset_root, metadata_root, resolve_data_root
 from fcam.io import save_json
 
@@ -61,6 +62,7 @@ class VerifyArgs:
     check_image_headers: bool
     report: Path | None
     progress: bool
+    touch: bool = False
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -155,33 +157,60 @@ def _add_prepare(group: argparse._SubParsersAction) -> None:
 
 
 def _run_verify(ns: argparse.Namespace) -> None:
-    from fcam.data.verify import verify_dataset
+    from fcam.data.verify import touch_dataset, verify_dataset
+    from fcam.errors import ConfigError
 
+    if ns.touch and ns.skip_headers:
+        raise ConfigError("fcam data verify: --touch needs the full check, drop --skip-headers")
     args = VerifyArgs(
         ds=ns.ds,
         data_root=resolve_data_root(ns.data_root),
         check_image_headers=not ns.skip_headers,
         report=ns.report,
         progress=not ns.no_progress,
+        touch=ns.touch,
     )
+    root, meta = dataset_root(args.data_root, args.ds), metadata_root(args.data_root, args.ds)
     report = verify_dataset(
-        args.ds,
-        dataset_root(args.data_root, args.ds),
-        metadata_root(args.data_root, args.ds),
-        check_image_headers=args.check_image_headers,
-        progress=args.progress,
+        args.ds, root, meta, check_image_headers=args.check_image_headers, progress=args.progress
     )
+    if args.touch:
+        touch_dataset(root, meta)
     if args.report is not None:
         save_json(report, args.report)
     sys.stdout.write(json.dumps(report, sort_keys=True) + "\n")
 
 
 def _add_verify(group: argparse._SubParsersAction) -> None:
-    p = group.add_parser("verify", help="check a prepared dataset and count its splits")
-    _common(p)
+    p = group.add_parser(
+        "verify",
+        help="check a prepared or generated dataset against its files and count its splits",
+        description="Check a dataset: every metadata line, the image sizes, boxes and mask sizes "
+        "against the files (headers only), and the split sizes. After editing files under the data "
+        "root, `fcam data verify <ds> --touch` and then `snakemake` rerun everything that depends "
+        "on the dataset.",
+    )
+    # Unlike download/prepare, verify also takes the synthetic datasets (data/<ds>, data/metadata/<ds>).
+    p.add_argument("ds", choices=sorted(DATASET_KINDS), help="dataset")
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="data root holding <ds>/ and metadata/ (default: $FCAM_DATA_ROOT, else data)",
+    )
     p.add_argument("--report", type=Path, default=None, help="also write the counts to this JSON file")
     p.add_argument(
-        "--skip-headers", action="store_true", help="do not compare image_sizes.txt with image headers"
+        "--skip-headers",
+        action="store_true",
+        help="do not check the metadata against the image and mask files (sizes, boxes, masks)",
+    )
+    p.add_argument(
+        "--touch",
+        action="store_true",
+        help="after a successful check, update the modification time Snakemake reads for data/<ds> "
+        "and data/metadata/<ds> (their .snakemake_timestamp, else the folder), so that the next "
+        "snakemake run reruns every job downstream of the dataset; edits inside a directory() "
+        "output are otherwise invisible to Snakemake",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_verify)

@@ -6,8 +6,9 @@
 Inputs are image files or folders (their .jpg, .jpeg, .png, .bmp, .tif, .tiff files, not
 recursive; other files are skipped with a warning). For each image, ``<name>_map.png``,
 ``<name>_overlay.png`` and ``<name>_boxes.json`` are written to ``--out``, plus ``summary.json``
-(see :mod:`fcam.localize`). Images that cannot be read are reported by name and the others are
-still processed; the command then exits non-zero.
+(see :mod:`fcam.localize`). Images that cannot be read (empty, corrupt, not an image) or are
+above :data:`fcam.data.images.MAX_IMAGE_PIXELS` pixels are reported by name in the log and in
+``summary.json``, and the others are still processed; the command then exits non-zero.
 """
 
 from __future__ import annotations

@@ -9,10 +9,8 @@ must follow exactly the geometric transform of the network's input.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -20,40 +18,11 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from fcam.constants import IMAGENET_MEAN, IMAGENET_STD
+from fcam.data.images import read_image_rgb
 from fcam.data.metadata import SplitMetadata
 from fcam.errors import ConfigError, DataError
 
 __all__ = ["WSOLDataset", "read_image_rgb"]
-
-# cv2 applies EXIF orientation by default; PIL (wsolevaluation's loader) does not, and the boxes
-# and image_sizes.txt of the benchmarks refer to the stored pixel grid, so ignore it.
-_IMREAD_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-
-
-def read_image_rgb(path: Path) -> np.ndarray:
-    """Read an image file as RGB, converting greyscale and dropping alpha.
-
-    Args:
-        path: a JPEG, PNG or any format OpenCV decodes.
-
-    Returns:
-        (H, W, 3) uint8 RGB, in the stored orientation (EXIF orientation ignored, like PIL).
-
-    Raises:
-        DataError: the file is missing, unreadable, corrupt or truncated (a JPEG without an
-            end-of-image marker after its last scan, which OpenCV would decode half-grey).
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read image ({exc.strerror or exc})") from exc
-    if data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
-        raise DataError(f"{path}: truncated JPEG (no end-of-image marker after the last scan)")
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), _IMREAD_FLAGS)
-    if bgr is None:
-        raise DataError(f"{path}: not a readable image (corrupt or unsupported format)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _check_size(name: str, value: object) -> int:

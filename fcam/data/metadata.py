@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from fcam.constants import EVAL_SIZE
+from fcam.data.images import read_mask
 from fcam.errors import ConfigError, DataError
 
 __all__ = ["SplitMetadata", "gt_boxes_at", "load_gt_masks", "read_split"]
@@ -312,9 +313,7 @@ def gt_boxes_at(meta: SplitMetadata, image_id: str, size: int = EVAL_SIZE) -> np
 
 def _read_mask(path: Path, size: int) -> np.ndarray:
     """A mask file as (size, size) bool: nearest resizing, then > 0.5, like wsolevaluation."""
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise DataError(f"{path}: cannot read mask image (missing, corrupt or not an image)")
+    mask = read_mask(path)
     return cv2.resize(mask.astype(np.float32), (size, size), interpolation=cv2.INTER_NEAREST) > 0.5
 
 

@@ -3,7 +3,9 @@
 Inputs are the verified archives in ``<data_root>/downloads`` (:mod:`fcam.data.sources`); outputs
 are the dataset root ``<data_root>/<ds>/`` (images, masks) and ``<data_root>/metadata/<ds>/<split>/``
 in wsolevaluation's format (docs/protocol.md). Both are built in temporary folders and renamed
-into place only after :func:`fcam.data.verify.verify_dataset` accepted them.
+into place only after :func:`fcam.data.verify.verify_dataset` accepted them, including its check
+of the metadata against the files (every image readable and within the pixel limit, boxes inside
+their images, masks of their image's size).
 
 CUB (Wah et al., 2011), as wsolevaluation lays it out:
 
@@ -295,7 +297,8 @@ def prepare_dataset(
         ConfigError: unknown dataset.
         DataError: an archive is missing, unsafe or malformed; a raw table or reference file is
             malformed or inconsistent; a derived file differs from wsolevaluation's; the result
-            fails verification. Nothing is replaced then.
+            fails verification (e.g. a mask whose size differs from its image's). Nothing is
+            replaced then.
         DownloadError: an archive no longer matches its checksum.
     """
     spec = dataset_spec(ds)
@@ -322,9 +325,8 @@ def prepare_dataset(
                 for name, lines in files.items():
                     (meta / split).mkdir(exist_ok=True)
                     (meta / split / name).write_text("".join(line + "\n" for line in lines))
-            report = verify_dataset(
-                ds, root, meta, expected_sizes=expected_sizes, check_image_headers=False, progress=progress
-            )
+            # Sizes come from the headers, but masks, boxes and the pixel limit are checked here.
+            report = verify_dataset(ds, root, meta, expected_sizes=expected_sizes, progress=progress)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     logger.info("%s: prepared %s", ds, {s: r["images"] for s, r in report["splits"].items()})

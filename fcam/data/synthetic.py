@@ -47,6 +47,8 @@ import cv2
 import numpy as np
 
 from fcam.constants import SPLITS
+from fcam.data.metadata import read_split
+from fcam.data.verify import check_split_files
 from fcam.errors import ConfigError, DataError
 from fcam.io import atomic_dir
 
@@ -401,6 +403,8 @@ def _write_split(
         _write_lines(md / "image_sizes.txt", [f"{p},{size},{size}" for p in ids])
         if loc:
             _write_lines(md / "localization.txt", loc)
+        # The files written must agree with the metadata before it is renamed into place.
+        check_split_files(read_split(md, root), md)
     logger.info("synthetic %s/%s: %d images written under %s", flavour, split, n, root)
 
 
@@ -421,7 +425,9 @@ def make_synthetic(
     Writes ``root/images/<split>/...``, for the ``masks`` flavour ``root/masks/<split>/...`` (val and
     test), and ``metadata_root/<split>/{image_ids,class_labels,image_sizes,localization}.txt``. Each
     folder is written atomically, and a split's metadata is removed before its images are rewritten
-    and written last, so a killed run never leaves metadata pointing at half-written images.
+    and written last, so a killed run never leaves metadata pointing at half-written images;
+    before it is renamed into place, a split's metadata is checked against the files written
+    (:func:`fcam.data.verify.check_split_files`: image sizes, boxes, mask sizes).
     The output is a function of the arguments: the same seed gives byte-identical files.
 
     Args:
@@ -439,6 +445,8 @@ def make_synthetic(
 
     Raises:
         ConfigError: a knob is of the wrong type or out of range (the message names it).
+        DataError: the files written disagree with the metadata (a bug; nothing of that split's
+            metadata is left behind).
     """
     if flavour not in ("boxes", "masks"):
         raise ConfigError(f"synthetic dataset: flavour must be 'boxes' or 'masks', got {flavour!r}")

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 from fcam.cams.cache import load_cam_cache
 from fcam.constants import DATASET_KINDS, EVAL_SIZE
 from fcam.data.datasets import WSOLDataset
+from fcam.data.images import read_image_rgb
 from fcam.data.metadata import SplitMetadata, gt_boxes_at, load_gt_masks, read_split
 from fcam.errors import ConfigError
 from fcam.io import save_json, save_npz
@@ -106,10 +107,9 @@ class _MapStats:
 
 
 def _load_image(meta: SplitMetadata, image_id: str) -> np.ndarray:
-    bgr = cv2.imread(str(meta.root / image_id), cv2.IMREAD_COLOR)
-    return cv2.resize(
-        cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (EVAL_SIZE, EVAL_SIZE), interpolation=cv2.INTER_LINEAR
-    )
+    """(224, 224, 3) uint8 RGB of one image for the sample figures (DataError naming a bad file)."""
+    rgb = read_image_rgb(meta.path(image_id))
+    return cv2.resize(rgb, (EVAL_SIZE, EVAL_SIZE), interpolation=cv2.INTER_LINEAR)
 
 
 def _best_tau(score: LocalisationScore, kind: str) -> float:

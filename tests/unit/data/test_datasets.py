@@ -16,6 +16,7 @@ from fcam.constants import IMAGENET_MEAN, IMAGENET_STD
 from fcam.data.datasets import WSOLDataset, read_image_rgb
 from fcam.data.metadata import SplitMetadata, read_split
 from fcam.errors import ConfigError, DataError
+from tests.unit.data._images import flat_png_bytes
 
 SIDE = 64  # coordinate images: side <= 64 so that 4 * coordinate fits in uint8
 
@@ -210,6 +211,20 @@ def test_corrupt_image_names_the_file(tiny_root: Path, name: str) -> None:
         read_image_rgb(tiny_root / name)
     meta = SplitMetadata(tiny_root, (name,), {name: 0}, {}, {}, {})
     with pytest.raises(DataError, match=name):
+        WSOLDataset(meta, train=False, resize_size=8, crop_size=8)[0]
+
+
+def test_empty_and_oversized_images_name_the_file(tmp_path: Path) -> None:
+    # Issue #13 item 5: cv2.imdecode of an empty file raised cv2.error, and a 16000 x 16000 PNG of
+    # a few KB was decoded (768 MB) before anything could object.
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty\.png: empty file \(0 bytes\)"):
+        read_image_rgb(tmp_path / "empty.png")
+    (tmp_path / "huge.png").write_bytes(flat_png_bytes(16000, 16000))
+    with pytest.raises(DataError, match=r"huge\.png: image too large"):
+        read_image_rgb(tmp_path / "huge.png")
+    meta = SplitMetadata(tmp_path, ("empty.png",), {"empty.png": 0}, {}, {}, {})
+    with pytest.raises(DataError, match=r"empty\.png"):
         WSOLDataset(meta, train=False, resize_size=8, crop_size=8)[0]
 
 

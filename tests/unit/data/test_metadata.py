@@ -253,7 +253,7 @@ def test_load_gt_masks_errors(tiny_split: Callable[[str], Path], tiny_root: Path
     with pytest.raises(DataError, match=r"no ground-truth mask for image 'images/zz\.png'"):
         load_gt_masks(meta, ["images/zz.png"])
     broken = read_split(md, tmp_path, kind="masks", check_files=False)
-    with pytest.raises(DataError, match=r"a_0\.png: cannot read mask image"):
+    with pytest.raises(DataError, match=r"a_0\.png: cannot read image \(file not found\)"):
         load_gt_masks(broken, ["images/a.png"])
     fg, ignore = load_gt_masks(meta, [])
     assert fg.shape == ignore.shape == (0, 224, 224)

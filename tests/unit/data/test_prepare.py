@@ -18,7 +18,10 @@ from tests.unit.data._archives import (
     FileServer,
     build_archives,
     expected_openimages,
+    openimages_masks_members,
+    png_mask_bytes,
     read_metadata,
+    write_zip,
 )
 
 
@@ -136,3 +139,21 @@ def test_missing_or_changed_archive_is_reported(mini, tmp_path):
     archive.write_bytes(archive.read_bytes()[:-1] + b"\1")
     with pytest.raises(DownloadError, match=r"CUBV2\.tar: checksum mismatch"):
         prepare_dataset("cub", tmp_path, sources=mini.sources(), progress=False)
+
+
+def test_mask_of_the_wrong_size_is_refused(tmp_path):
+    # Issue #13 item 7: prepare checks the masks against their images (header sizes), not only
+    # that they exist. The test image 0a51958fcd523ae4 is 30x30; its instance mask here is 30x29.
+    mini = build_archives(tmp_path / "archives")
+    members = openimages_masks_members()
+    name = "OpenImages/test/01226z/0a51958fcd523ae4_m01226z_41344f12.png"
+    members[name] = png_mask_bytes(30, 29, (0, 0, 10, 10))
+    mini.paths["openimages_masks"] = write_zip(mini.paths["openimages_masks"], members)
+    _import(mini, "openimages", tmp_path / "root")
+    with pytest.raises(
+        DataError, match=r"test/localization.txt:1: mask .*_41344f12.png is 30x29, but the image .* is 30x30"
+    ):
+        prepare_dataset(
+            "openimages", tmp_path / "root", sources=mini.sources(), expected_sizes=OI_SIZES, progress=False
+        )
+    assert not (tmp_path / "root" / "openimages").exists()

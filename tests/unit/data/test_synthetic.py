@@ -12,7 +12,7 @@ import pytest
 from fcam.data import synthetic
 from fcam.data.metadata import load_gt_masks, read_split
 from fcam.data.synthetic import MAX_CLASSES, draw_sample, make_synthetic, mask_box, sample_rng
-from fcam.errors import ConfigError
+from fcam.errors import ConfigError, DataError
 
 PALETTE = np.array(synthetic._PART_COLOURS, dtype=np.float64)
 
@@ -231,6 +231,26 @@ def test_failure_leaves_no_metadata_and_no_partial_split(
     # temporary folder is left behind.
     assert not (tmp_path / "metadata" / "train").exists()
     assert _digest(tmp_path / "data" / "images" / "train") == before
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
+
+
+def test_inconsistent_split_is_refused_before_its_metadata_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue #13 item 7: the written files are checked against the metadata before it is renamed
+    # into place. A bug that wrote the ignore masks one row short is caught, not scored.
+    real = synthetic._write_png
+
+    def short_ignore(path: Path, array: np.ndarray) -> None:
+        real(path, array[:-1] if path.name.endswith("_ignore.png") else array)
+
+    monkeypatch.setattr(synthetic, "_write_png", short_ignore)
+    with pytest.raises(
+        DataError, match=r"localization.txt:1: ignore mask .*_ignore.png is 48x47, but the image"
+    ):
+        _make(tmp_path, "masks", seed=0)
+    assert (tmp_path / "metadata" / "train").is_dir()  # train has no masks: it passed
+    assert not (tmp_path / "metadata" / "val").exists()
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
 
 

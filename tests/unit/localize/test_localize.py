@@ -13,9 +13,10 @@ import torch.nn.functional as F
 
 from fcam.errors import CheckpointError, ConfigError
 from fcam.io import load_checkpoint, save_checkpoint
-from fcam.localize import localize
+from fcam.localize import collect_images, localize
 from fcam.models import FCAM
 from fcam.train.decoder import load_fcam
+from tests.unit.data._images import flat_png_bytes
 
 from .conftest import Checkpoints
 
@@ -77,6 +78,34 @@ def test_mixed_user_images(checkpoints: Checkpoints, user_images: dict[str, Path
     written = sorted(p.name for p in out.iterdir())
     assert not any(n.startswith(("corrupt", "truncated", ".")) for n in written)
     assert len(written) == 6 * 3 + 1
+
+
+def test_empty_and_oversized_files_are_reported_and_the_rest_processed(
+    checkpoints: Checkpoints, tmp_path: Path
+) -> None:
+    # Issue #13 item 5: the zero-byte file sorts first and used to abort the whole folder with a
+    # cv2.error and no summary.json; the 16000 x 16000 PNG (31 KB) used to be decoded (GBs).
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a_empty.jpg").write_bytes(b"")
+    (folder / "b_huge.png").write_bytes(flat_png_bytes(16000, 16000))
+    ok, png = cv2.imencode(".png", np.full((20, 30, 3), 128, np.uint8))
+    assert ok
+    (folder / "c_fine.png").write_bytes(png.tobytes())
+    out = tmp_path / "out"
+    images = collect_images([folder], exclude=out)
+    results = localize(images, checkpoints.decoder, out, device="cpu", batch_size=2, input_size=32,
+                       progress=False)
+    assert [r.ok for r in results] == [False, False, True]
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["n_images"], summary["n_failed"]) == (3, 2)
+    errors = [e.get("error") for e in summary["images"]]
+    assert errors[0].startswith(f"{folder / 'a_empty.jpg'}: empty file (0 bytes)")
+    assert errors[1].startswith(f"{folder / 'b_huge.png'}: image too large")
+    assert errors[2] is None
+    assert (out / "c_fine_map.png").is_file()
+    assert not list(out.glob("a_empty*"))
+    assert not list(out.glob("b_huge*"))
 
 
 def test_map_is_the_models_foreground_upsampled(
