@@ -12,20 +12,23 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 from fcam.errors import CheckpointError
 
 __all__ = [
     "atomic_dir",
     "atomic_path",
+    "link_or_copy",
     "load_checkpoint",
     "load_json",
+    "remove_stale_temporaries",
     "save_checkpoint",
     "save_json",
     "save_npz",
@@ -85,6 +88,47 @@ def atomic_dir(path: Path | str) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def link_or_copy(src: Path | str, dest: Path | str) -> None:
+    """Make ``dest`` the same file as ``src`` (a hard link; a copy across file systems), atomically.
+
+    A hard link costs no space, and DVC and Snakemake see an ordinary file. The link is made under
+    a temporary name beside ``dest`` and renamed over it, so ``dest`` is never half there.
+    """
+    src, dest = Path(src), Path(dest)
+    with atomic_path(dest) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copy2(src, tmp)
+
+
+def remove_stale_temporaries(outputs: Iterable[Path | str]) -> list[Path]:
+    """Remove what an interrupted write of these outputs left beside them.
+
+    :func:`atomic_path` and :func:`atomic_dir` write ``.<name>.<random>.tmp`` next to the output
+    ``<name>`` and rename it at the end; a killed process leaves it behind. Only the names of the
+    given outputs are touched, so jobs writing other files in the same folder are safe.
+
+    Returns:
+        The paths removed.
+    """
+    removed = []
+    for output in outputs:
+        output = Path(output)
+        if not output.parent.is_dir():
+            continue
+        for stale in [*output.parent.glob(f".{output.name}.*.tmp"), output.parent / f".{output.name}.old"]:
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            elif stale.exists() or stale.is_symlink():
+                stale.unlink(missing_ok=True)
+            else:
+                continue
+            removed.append(stale)
+    return removed
+
+
 def save_json(obj: Any, path: Path | str) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
@@ -98,12 +142,16 @@ def load_json(path: Path | str) -> Any:
 
 def save_npz(path: Path | str, **arrays: np.ndarray) -> None:
     """Write arrays to a compressed ``.npz`` file, atomically."""
+    import numpy as np
+
     with atomic_path(path) as tmp, tmp.open("wb") as f:
         np.savez_compressed(f, **arrays)
 
 
 def save_checkpoint(obj: dict[str, Any], path: Path | str) -> None:
     """Write a checkpoint (a dict of tensors and plain Python values), atomically."""
+    import torch  # here: light jobs (reports, selection) never pay torch's import
+
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
@@ -114,6 +162,8 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") 
     Raises:
         CheckpointError: the file is missing or is not a checkpoint fcam can read safely.
     """
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")

@@ -54,13 +54,13 @@ from tqdm import tqdm
 from fcam.constants import EVAL_SIZE, IMAGENET_MEAN, IMAGENET_STD
 from fcam.data.images import read_image_rgb
 from fcam.errors import CheckpointError, ConfigError, DataError
+from fcam.evaluate.scoring import to_eval_maps
 from fcam.io import atomic_path, load_checkpoint, save_json
 from fcam.metrics import boxes_from_map
 from fcam.metrics.protocol import contour_boxes, to_uint8
 from fcam.models import FCAM
+from fcam.models.checkpoints import load_fcam
 from fcam.runtime import resolve_device
-from fcam.train.decoder import load_fcam
-from fcam.train.localisation import to_eval_maps
 
 __all__ = [
     "DEFAULT_TAU",

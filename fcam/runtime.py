@@ -10,9 +10,10 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from fcam.errors import ConfigError
 
@@ -30,6 +31,8 @@ def resolve_device(name: str) -> torch.device:
     Raises:
         ConfigError: an unknown name, or CUDA asked for where there is none.
     """
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
@@ -43,6 +46,8 @@ def resolve_device(name: str) -> torch.device:
 
 def set_threads(threads: int) -> None:
     """Make torch use exactly the threads the scheduler gave this job (Snakemake's ``threads:``)."""
+    import torch
+
     if threads < 1:
         raise ConfigError(f"threads: expected a positive integer, got {threads}")
     torch.set_num_threads(threads)
@@ -51,6 +56,9 @@ def set_threads(threads: int) -> None:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch so that the same seed on CPU gives the same numbers."""
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -1,9 +1,10 @@
-"""``fcam data``: generate the synthetic benchmark; fetch, import and prepare the real datasets
-(CUB, OpenImages30k); verify any of them (and, with ``--touch``, force what depends on it).
+"""``fcam data import`` and ``fcam data verify``: tools for datasets (``verify --touch`` also
+forces what depends on a dataset that was edited in place).
 
-Each subcommand is added by one ``_add_<name>(group)`` function listed in :func:`register`; it
-parses its flags into a frozen dataclass and calls one library function. The data root is
-``--data-root``, else ``$FCAM_DATA_ROOT``, else ``data``.
+The pipeline's data stages (``fcam data synth|download|prepare``) come from the stage table
+(:mod:`fcam.cli.stages`). Each tool subcommand is added by one ``_add_<name>(group)`` function
+listed in :func:`register`; it parses its flags into a frozen dataclass and calls one library
+function. The data root is ``--data-root``, else ``$FCAM_DATA_ROOT``, else ``data``.
 """
 
 from __future__ import annotations
@@ -19,19 +20,7 @@ from fcam.constants import DATASET_KINDS
 from fcam.data.sources import DATASETS, dataset_root, metadata_root, resolve_data_root
 from fcam.io import save_json
 
-__all__ = ["DownloadArgs", "ImportArgs", "PrepareArgs", "SynthArgs", "VerifyArgs", "register"]
-
-
-@dataclass(frozen=True)
-class DownloadArgs:
-    """``fcam data download``."""
-
-    ds: str
-    data_root: Path
-    allow_unverified: bool
-    retries: int
-    timeout: float
-    progress: bool
+__all__ = ["ImportArgs", "VerifyArgs", "register"]
 
 
 @dataclass(frozen=True)
@@ -42,15 +31,6 @@ class ImportArgs:
     archives: tuple[Path, ...]
     data_root: Path
     allow_unverified: bool
-
-
-@dataclass(frozen=True)
-class PrepareArgs:
-    """``fcam data prepare``."""
-
-    ds: str
-    data_root: Path
-    progress: bool
 
 
 @dataclass(frozen=True)
@@ -91,37 +71,6 @@ def _no_verify(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_download(ns: argparse.Namespace) -> None:
-    from fcam.data.download import download_dataset
-
-    args = DownloadArgs(
-        ds=ns.ds,
-        data_root=resolve_data_root(ns.data_root),
-        allow_unverified=ns.no_verify,
-        retries=ns.retries,
-        timeout=ns.timeout,
-        progress=not ns.no_progress,
-    )
-    download_dataset(
-        args.ds,
-        args.data_root,
-        allow_unverified=args.allow_unverified,
-        retries=args.retries,
-        timeout=args.timeout,
-        progress=args.progress,
-    )
-
-
-def _add_download(group: argparse._SubParsersAction) -> None:
-    p = group.add_parser("download", help="download and verify the archives of a dataset")
-    _common(p)
-    _no_verify(p)
-    p.add_argument("--retries", type=int, default=5, help="retries after a failed attempt (default 5)")
-    p.add_argument("--timeout", type=float, default=60.0, help="socket timeout in seconds (default 60)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_download, tracked_stage="download")
-
-
 def _run_import(ns: argparse.Namespace) -> None:
     from fcam.data.download import import_archives
 
@@ -140,20 +89,6 @@ def _add_import(group: argparse._SubParsersAction) -> None:
     p.add_argument("archives", nargs="+", type=Path, help="archive files")
     _no_verify(p)
     p.set_defaults(func=_run_import)
-
-
-def _run_prepare(ns: argparse.Namespace) -> None:
-    from fcam.data.prepare import prepare_dataset
-
-    args = PrepareArgs(ds=ns.ds, data_root=resolve_data_root(ns.data_root), progress=not ns.no_progress)
-    prepare_dataset(args.ds, args.data_root, progress=args.progress)
-
-
-def _add_prepare(group: argparse._SubParsersAction) -> None:
-    p = group.add_parser("prepare", help="extract the archives and write the train/val/test metadata")
-    _common(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=_run_prepare, tracked_stage="prepare")
 
 
 def _run_verify(ns: argparse.Namespace) -> None:
@@ -216,80 +151,15 @@ def _add_verify(group: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_verify)
 
 
-@dataclass(frozen=True)
-class SynthArgs:
-    """``fcam data synth``."""
-
-    ds: str
-    root: Path
-    metadata_root: Path
-    classes: int
-    size: int
-    train: int
-    val: int
-    test: int
-    seed: int
-
-
-def _run_synth(ns: argparse.Namespace) -> None:
-    from fcam.constants import DATASET_KINDS
-    from fcam.data.synthetic import make_synthetic
-
-    args = SynthArgs(
-        ds=ns.ds,
-        root=ns.root,
-        metadata_root=ns.metadata_root,
-        classes=ns.classes,
-        size=ns.size,
-        train=ns.train,
-        val=ns.val,
-        test=ns.test,
-        seed=ns.seed,
-    )
-    make_synthetic(
-        args.root,
-        args.metadata_root,
-        flavour=DATASET_KINDS[args.ds],
-        num_classes=args.classes,
-        n_train=args.train,
-        n_val=args.val,
-        n_test=args.test,
-        size=args.size,
-        seed=args.seed,
-    )
-
-
-def _add_synth(group: argparse._SubParsersAction) -> None:
-    p = group.add_parser(
-        "synth", help="generate a synthetic WSOL dataset (boxes: like CUB; masks: like OpenImages)"
-    )
-    p.add_argument(
-        "--ds", required=True, choices=("synth_boxes", "synth_masks"), help="dataset (its flavour)"
-    )
-    p.add_argument("--root", type=Path, required=True, help="dataset root (images, masks)")
-    p.add_argument("--metadata-root", type=Path, required=True, help="metadata folder (train/ val/ test/)")
-    p.add_argument("--classes", type=int, required=True)
-    p.add_argument("--size", type=int, required=True, help="image side in pixels")
-    p.add_argument("--train", type=int, required=True, help="images in the train split")
-    p.add_argument("--val", type=int, required=True, help="images in the val split")
-    p.add_argument("--test", type=int, required=True, help="images in the test split")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_run_synth, tracked_stage="synth")
-
-
 #: One function per subcommand; a new subcommand is one more function here.
-_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    _add_synth,
-    _add_download,
-    _add_import,
-    _add_prepare,
-    _add_verify,
-)
+_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_import, _add_verify)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``data`` command group and its subcommands to the top-level ``fcam`` parser."""
-    parser = subparsers.add_parser("data", help="download, import, prepare and verify datasets")
-    group = parser.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+def register(subparsers: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
+    """Add ``import`` and ``verify`` to the ``data`` group (whose stage subcommands come from the
+    stage table: ``synth``, ``download``, ``prepare``)."""
+    if "data" not in groups:
+        parser = subparsers.add_parser("data", help="data stages and tools")
+        groups["data"] = parser.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
     for add in _SUBCOMMANDS:
-        add(group)
+        add(groups["data"])

@@ -31,7 +31,7 @@ VARIANT_TITLES: Final = {
     "pce": "PCE",
     "pce_crf": "PCE + CRF",
     "pce_size": "PCE + size",
-    "full": "PCE + CRF + size",
+    "fcam": "PCE + CRF + size (F-CAM)",
 }
 
 

@@ -1,118 +1,87 @@
 """Phase 2: train the F-CAM decoder on the frozen classifier (method.md §2, §4, §5).
 
-Each iteration: seeds are sampled from the cached CAM of the image (following its crop and
-flip), the decoder's two-channel output is scored by the weighted sum of named loss terms
-(partial cross-entropy on the seeds, dense CRF, absolute size), and only the decoder learns.
-The best epoch is selected by validation localisation of the foreground map.
+Each iteration: seeds are sampled from the cached CAM of the image (following its crop and flip),
+the decoder's two-channel output is scored by the weighted sum of the loss terms (partial
+cross-entropy on the seeds, dense CRF, absolute size), and only the decoder learns. The best epoch
+is selected by validation localisation of the foreground map; the last is kept too (method.md §2:
+test numbers for both). One decoder per point of the validation search (n-, alpha); the loss
+ablation retrains the decoder of the chosen point with a subset of the terms. The loop itself
+(resume, selection, finishing) is :mod:`fcam.train.loop`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import shutil
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from fcam.cams.cache import load_cam_cache, load_classifier
+from fcam.cams.cache import load_cam_cache
 from fcam.constants import DATASET_KINDS
 from fcam.data.datasets import WSOLDataset
 from fcam.data.metadata import read_split
-from fcam.errors import CheckpointError
-from fcam.io import load_checkpoint, save_checkpoint, save_json
+from fcam.errors import CheckpointError, ConfigError
+from fcam.evaluate.scoring import score_maps, validation_step
+from fcam.io import load_json
 from fcam.losses import BarrierSchedule, FCAMLoss, LossTerm, sample_seeds, seed_regions
 from fcam.models import FCAM, build_decoder
+from fcam.models.checkpoints import decoder_checkpoint, load_classifier
+from fcam.pipeline.sections import DecoderParams, ImageSizes, SearchGrid, SeedParams, SettingParams
+from fcam.pipeline.stages import JobSpec
+from fcam.pipeline.typed import from_mapping
 from fcam.runtime import resolve_device, seed_everything
-from fcam.tracking import tracked_run
-from fcam.train.localisation import score_maps, validation_step
-from fcam.train.resume import config_fingerprint, load_resume_state, save_resume_state
+from fcam.train.loop import finish, fit, job_fingerprint, prepare_outputs
 
-__all__ = ["DecoderConfig", "decoder_step", "load_fcam", "train_decoder"]
+__all__ = ["AblationJob", "DecoderJob", "DecoderPhase", "decoder_step", "loss_terms", "run", "run_ablation"]
 
 log = logging.getLogger(__name__)
 
+#: The selection key of phase 2 (one decoder, one score).
+KEY = "localisation"
+
 
 @dataclass(frozen=True)
-class DecoderConfig:
-    """Everything phase 2 needs; built by the CLI from the rule's params."""
+class DecoderJob:
+    """The parameters a decoder job reads."""
 
-    ds: str
-    backbone: str
-    method: str
-    classifier: Path
-    cams: Path
-    dataset_root: Path
-    metadata_root: Path
-    out_dir: Path
-    epochs: int = 50
-    batch_size: int = 32
-    lr: float = 0.01
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 1e-4
-    resize_size: int = 256
-    crop_size: int = 224
-    val_step: float = 0.004
-    n_fg: int = 1
-    n_bg: int = 1
-    bg_fraction: float = 0.1
-    erosion: int = 11
-    dilation: int = 3
-    terms: tuple[LossTerm, ...] = field(default_factory=tuple)
-    crf_sigma_rgb: float = 15.0
-    crf_sigma_xy: float = 100.0
-    crf_scale: float = 1.0
-    barrier_t0: float = 1.0
-    barrier_factor: float = 1.01
-    barrier_t_max: float = 10.0
-    seed: int = 0
-    device: str = "auto"
-    preset: str = "default"
+    decoder: DecoderParams
+    images: ImageSizes
+    val_step: float
+    setting: SettingParams
 
 
-def _decoder_checkpoint(model: FCAM, cfg: DecoderConfig, epoch: int, score: float) -> dict:
-    return {
-        "kind": "decoder",
-        "decoder": model.decoder.state_dict(),
-        "backbone": cfg.backbone,
-        "encoder_channels": list(model.classifier.encoder.out_channels),
-        "classifier": str(cfg.classifier),
-        "ds": cfg.ds,
-        "method": cfg.method,
-        "epoch": epoch,
-        "score": score,
-        "resize_size": cfg.resize_size,
-        "crop_size": cfg.crop_size,  # the input size it was trained at; fcam localize defaults to it
-    }
+@dataclass(frozen=True)
+class AblationJob:
+    """The parameters an ablation decoder job reads (its setting is the search's choice)."""
+
+    decoder: DecoderParams
+    images: ImageSizes
+    val_step: float
+    search: SearchGrid
+    terms: tuple[str, ...]
 
 
-def load_fcam(decoder_path: Path, classifier_path: Path, device: torch.device) -> FCAM:
-    """Rebuild F-CAM (frozen classifier + trained decoder) from the two checkpoints."""
-    ckpt = load_checkpoint(decoder_path, map_location=device)
-    if ckpt.get("kind") != "decoder":
-        raise CheckpointError(f"{decoder_path}: not a decoder checkpoint (kind={ckpt.get('kind')!r})")
-    classifier = load_classifier(classifier_path, device)
-    decoder = build_decoder(ckpt["backbone"], tuple(ckpt["encoder_channels"]))
-    try:
-        decoder.load_state_dict(ckpt["decoder"])
-    except RuntimeError as exc:
-        raise CheckpointError(
-            f"{decoder_path}: weights do not fit a {ckpt['backbone']} decoder: {exc}"
-        ) from exc
-    return FCAM(classifier, decoder).to(device).eval()
+def loss_terms(
+    decoder: DecoderParams, setting: SettingParams, names: Sequence[str] = ("pce", "crf", "size")
+) -> tuple[LossTerm, ...]:
+    """The decoder's loss terms: PCE weighted by the setting's alpha, CRF and size by their weights.
 
-
-def _val_score(model: FCAM, loader: DataLoader, meta, kind: str, step: float, device: torch.device) -> float:
-    def batches():
-        with torch.no_grad():
-            for batch in loader:
-                yield batch["index"], model.foreground(batch["image"].to(device)).cpu(), None
-
-    model.eval()
-    return score_maps(batches(), meta, kind, step=step, normalise=False).value
+    Args:
+        names: the terms to keep (the ablation drops some); a term of weight 0 is dropped too.
+    """
+    loss = decoder.loss
+    terms = (
+        LossTerm("pce", setting.pce_weight, loss.pce.start_epoch, loss.pce.end_epoch),
+        LossTerm("crf", loss.crf.weight, loss.crf.start_epoch, loss.crf.end_epoch),
+        LossTerm("size", loss.size.weight, loss.size.start_epoch, loss.size.end_epoch),
+    )
+    return tuple(t for t in terms if t.name in names and t.weight > 0)
 
 
 def decoder_step(
@@ -122,8 +91,9 @@ def decoder_step(
     images: torch.Tensor,
     raw: torch.Tensor,
     cams: torch.Tensor,
-    cfg: DecoderConfig,
+    seeds: SeedParams,
     *,
+    bg_fraction: float,
     epoch: int,
     t: float,
     generator: torch.Generator,
@@ -136,7 +106,8 @@ def decoder_step(
         criterion: the weighted loss terms.
         images: (B, 3, H, W) normalised crops; raw: (B, 3, H, W) the same crops in [0, 255].
         cams: (B, H, W) the cached CAMs, cropped and flipped with the images, in [0, 1].
-        cfg: seed settings (``bg_fraction``, ``erosion``, ``n_fg``, ``n_bg``, ``dilation``).
+        seeds: how many seed pixels to draw and how to shape the regions.
+        bg_fraction: n-, the fraction of lowest-CAM pixels forming the background region.
         epoch: 0-based epoch (terms may switch on or off by epoch).
         t: the size term's log-barrier parameter.
         generator: draws the seeds, on the images' device.
@@ -144,141 +115,248 @@ def decoder_step(
     Returns:
         The total loss and each active term's unweighted value.
     """
-    fg_region, bg_region = seed_regions(cams, bg_fraction=cfg.bg_fraction, erosion=cfg.erosion)
-    seeds = sample_seeds(
-        fg_region, bg_region, n_fg=cfg.n_fg, n_bg=cfg.n_bg, dilation=cfg.dilation, generator=generator
+    fg_region, bg_region = seed_regions(cams, bg_fraction=bg_fraction, erosion=seeds.erosion)
+    seed_map = sample_seeds(
+        fg_region, bg_region, n_fg=seeds.n_fg, n_bg=seeds.n_bg, dilation=seeds.dilation, generator=generator
     )
-    loss, terms = criterion(model(images), seeds, raw, epoch=epoch, t=t)
+    loss, terms = criterion(model(images), seed_map, raw, epoch=epoch, t=t)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return float(loss.detach()), terms
 
 
-def train_decoder(cfg: DecoderConfig) -> float:
-    """Train the decoder; write ``best.pt``, ``last.pt`` and ``history.json`` under ``out_dir``.
+class DecoderPhase:
+    """Phase 2 as a :class:`fcam.train.loop.Phase`.
 
-    Resumes after a crash when the configuration is unchanged (barrier ``t`` included).
-
-    Returns:
-        The best validation localisation in percent.
+    Args:
+        decoder: the decoder's parameters; images: the input sizes; val_step: validation's box step.
+        setting: the search point (n-, alpha); terms: the loss terms to train with.
+        ds, method: what the decoder localises; classifier: its frozen classifier's checkpoint.
+        cams: the train split's CAM cache; dataset_root, metadata_root: the dataset.
+        seed: the training seed; device: where to train.
     """
-    device = resolve_device(cfg.device)
-    seed_everything(cfg.seed)
-    kind = DATASET_KINDS[cfg.ds]
-    # The train split carries labels only on mask datasets (like OpenImages): no localisation needed.
-    train_meta = read_split(cfg.metadata_root / "train", cfg.dataset_root)
-    val_meta = read_split(cfg.metadata_root / "val", cfg.dataset_root, kind=kind)
-    cache = load_cam_cache(cfg.cams, train_meta.image_ids)
-    if cache["size"] != cfg.resize_size:
-        raise CheckpointError(
-            f"{cfg.cams}: CAMs cached at {cache['size']} px, training resizes to {cfg.resize_size}"
-        )
-    train_set = WSOLDataset(
-        train_meta,
-        train=True,
-        resize_size=cfg.resize_size,
-        crop_size=cfg.crop_size,
-        cams=cache["cams"].float(),
-        seed=cfg.seed,
-    )
-    val_loader = DataLoader(
-        WSOLDataset(val_meta, train=False, resize_size=cfg.resize_size, crop_size=cfg.crop_size),
-        batch_size=cfg.batch_size,
-        shuffle=False,
-    )
 
-    classifier = load_classifier(cfg.classifier, device)
-    model = FCAM(classifier, build_decoder(cfg.backbone, classifier.encoder.out_channels)).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(
-        params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
-    )
-    criterion = FCAMLoss(
-        cfg.terms, crf_sigma_rgb=cfg.crf_sigma_rgb, crf_sigma_xy=cfg.crf_sigma_xy, crf_scale=cfg.crf_scale
-    )
-    barrier = BarrierSchedule(t0=cfg.barrier_t0, factor=cfg.barrier_factor, t_max=cfg.barrier_t_max)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    seed_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
-
-    fingerprint = config_fingerprint(cfg)
-    work = cfg.out_dir / ".work"
-    resume_path = work / "resume.pt"
-    best, history, start = -1.0, [], 1
-    state = load_resume_state(resume_path, fingerprint)
-    tags = {"ds": cfg.ds, "backbone": cfg.backbone, "method": cfg.method, "preset": cfg.preset}
-    with tracked_run("decoder", tags=tags, params=cfg) as run:
-        if state is not None:
-            model.decoder.load_state_dict(state["decoder"])
-            optimizer.load_state_dict(state["optimizer"])
-            barrier.load_state_dict(state["barrier"])
-            gen.set_state(state["loader_rng"])
-            seed_gen.set_state(state["seed_rng"])
-            best, history, start = float(state["best"]), list(state["history"]), state["epoch"] + 1
-
-        for epoch in range(start, cfg.epochs + 1):
-            train_set.set_epoch(epoch)
-            loader = DataLoader(
-                train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=True
+    def __init__(
+        self,
+        decoder: DecoderParams,
+        images: ImageSizes,
+        val_step: float,
+        setting: SettingParams,
+        terms: tuple[LossTerm, ...],
+        *,
+        ds: str,
+        method: str,
+        classifier: Path,
+        cams: Path,
+        dataset_root: Path,
+        metadata_root: Path,
+        seed: int,
+        device: torch.device,
+    ) -> None:
+        self.params, self.images, self.setting, self.device = decoder, images, setting, device
+        self.ds, self.method, self.classifier_path = ds, method, classifier
+        self.kind = DATASET_KINDS[ds]
+        self.val_step = validation_step(self.kind, val_step)
+        # The train split carries labels only on mask datasets (like OpenImages).
+        train_meta = read_split(metadata_root / "train", dataset_root)
+        self.val_meta = read_split(metadata_root / "val", dataset_root, kind=self.kind)
+        cache = load_cam_cache(cams, train_meta.image_ids)
+        if cache["size"] != images.resize_size:
+            raise CheckpointError(
+                f"{cams}: CAMs cached at {cache['size']} px, training resizes to {images.resize_size}"
             )
-            model.train()
-            sums: dict[str, float] = {}
-            steps = 0
-            for batch in tqdm(
-                loader, desc=f"decoder epoch {epoch}/{cfg.epochs}", leave=False, mininterval=10
-            ):
-                loss, terms = decoder_step(
-                    model,
-                    optimizer,
-                    criterion,
-                    batch["image"].to(device),
-                    batch["raw"].to(device),
-                    batch["cam"].to(device),
-                    cfg,
-                    epoch=epoch - 1,
-                    t=barrier.t,
-                    generator=seed_gen,
-                )
-                for name, value in {"loss": loss, **terms}.items():
-                    sums[name] = sums.get(name, 0.0) + value
-                steps += 1
-            score = _val_score(model, val_loader, val_meta, kind, validation_step(kind, cfg.val_step), device)
-            row = {
-                "epoch": epoch,
-                "t": barrier.t,
-                "val_localisation": score,
-                **{f"train_{k}": v / max(steps, 1) for k, v in sums.items()},
-            }
-            barrier.step()
-            history.append(row)
-            run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
-            log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items()})
-            if score > best:
-                best = score
-                save_checkpoint(_decoder_checkpoint(model, cfg, epoch, score), work / "best.pt")
-            save_resume_state(
-                resume_path,
-                {
-                    "decoder": model.decoder.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "barrier": barrier.state_dict(),
-                    "loader_rng": gen.get_state(),
-                    "seed_rng": seed_gen.get_state(),
-                    "best": best,
-                    "history": history,
-                    "epoch": epoch,
-                },
-                fingerprint,
-            )
-
-        (work / "best.pt").replace(cfg.out_dir / "best.pt")
-        save_checkpoint(
-            _decoder_checkpoint(model, cfg, cfg.epochs, history[-1]["val_localisation"]),
-            cfg.out_dir / "last.pt",
+        self.train_set = WSOLDataset(
+            train_meta,
+            train=True,
+            resize_size=images.resize_size,
+            crop_size=images.crop_size,
+            cams=cache["cams"].float(),
+            seed=seed,
         )
-        save_json({"history": history, "best": best}, cfg.out_dir / "history.json")
-        run.log_metrics({"best_val_localisation": best})
-        run.log_artifact(cfg.out_dir / "history.json")
-        run.set_tags({"checkpoint_dir": str(cfg.out_dir.resolve())})
-    shutil.rmtree(work, ignore_errors=True)
-    return best
+        self.val_loader = DataLoader(
+            WSOLDataset(
+                self.val_meta, train=False, resize_size=images.resize_size, crop_size=images.crop_size
+            ),
+            batch_size=decoder.batch_size,
+            shuffle=False,
+        )
+        frozen = load_classifier(classifier, device)
+        self.model = FCAM(frozen, build_decoder(frozen.backbone, frozen.encoder.out_channels)).to(device)
+        self.optimizer = torch.optim.SGD(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=decoder.lr,
+            momentum=decoder.momentum,
+            nesterov=decoder.nesterov,
+            weight_decay=decoder.weight_decay,
+        )
+        crf = decoder.loss.crf
+        self.criterion = FCAMLoss(
+            terms, crf_sigma_rgb=crf.sigma_rgb, crf_sigma_xy=crf.sigma_xy, crf_scale=crf.scale
+        )
+        b = decoder.barrier
+        self.barrier = BarrierSchedule(t0=b.t0, factor=b.factor, t_max=b.t_max)
+        self.loader_rng = torch.Generator().manual_seed(seed)
+        self.seed_rng = torch.Generator(device=device).manual_seed(seed + 1)
+        self.last_score = float("nan")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "decoder": self.model.decoder.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "barrier": self.barrier.state_dict(),
+            "loader_rng": self.loader_rng.get_state(),
+            "seed_rng": self.seed_rng.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.decoder.load_state_dict(state["decoder"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.barrier.load_state_dict(state["barrier"])
+        self.loader_rng.set_state(state["loader_rng"])
+        self.seed_rng.set_state(state["seed_rng"])
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        self.train_set.set_epoch(epoch)
+        loader = DataLoader(
+            self.train_set,
+            batch_size=self.params.batch_size,
+            shuffle=True,
+            generator=self.loader_rng,
+            drop_last=True,
+        )
+        self.model.train()
+        sums: dict[str, float] = {}
+        steps = 0
+        t = self.barrier.t
+        for batch in tqdm(
+            loader, desc=f"decoder epoch {epoch}/{self.params.epochs}", leave=False, mininterval=10
+        ):
+            loss, terms = decoder_step(
+                self.model,
+                self.optimizer,
+                self.criterion,
+                batch["image"].to(self.device),
+                batch["raw"].to(self.device),
+                batch["cam"].to(self.device),
+                self.params.seeds,
+                bg_fraction=self.setting.bg_fraction,
+                epoch=epoch - 1,
+                t=t,
+                generator=self.seed_rng,
+            )
+            for name, value in {"loss": loss, **terms}.items():
+                sums[name] = sums.get(name, 0.0) + value
+            steps += 1
+        self.barrier.step()
+        return {"t": t, **{f"train_{k}": v / max(steps, 1) for k, v in sums.items()}}
+
+    def validate(self) -> dict[str, float]:
+        def batches():
+            with torch.no_grad():
+                for batch in self.val_loader:
+                    yield batch["index"], self.model.foreground(batch["image"].to(self.device)).cpu(), None
+
+        self.model.eval()
+        self.last_score = score_maps(
+            batches(), self.val_meta, self.kind, step=self.val_step, normalise=False
+        ).value
+        return {KEY: self.last_score}
+
+    def checkpoint(self, epoch: int) -> dict[str, Any]:
+        return decoder_checkpoint(
+            self.model,
+            classifier=self.classifier_path,
+            epoch=epoch,
+            score=self.last_score,
+            ds=self.ds,
+            method=self.method,
+            resize_size=self.images.resize_size,
+            crop_size=self.images.crop_size,
+            setting=dataclasses.asdict(self.setting),
+        )
+
+
+def _train(
+    spec: JobSpec,
+    tracker: Any,
+    params: DecoderParams,
+    images: ImageSizes,
+    val_step: float,
+    setting: SettingParams,
+    terms: tuple[LossTerm, ...],
+) -> None:
+    best, last, history = spec.path("best"), spec.path("last"), spec.path("history")
+    prepare_outputs([best, last, history])
+    device = resolve_device(spec.device)
+    seed_everything(spec.seed)
+    phase = DecoderPhase(
+        params,
+        images,
+        val_step,
+        setting,
+        terms,
+        ds=spec.wildcards["ds"],
+        method=spec.wildcards["method"],
+        classifier=spec.path("classifier"),
+        cams=spec.path("cams"),
+        dataset_root=spec.path("root"),
+        metadata_root=spec.path("meta"),
+        seed=spec.seed,
+        device=device,
+    )
+    fingerprint = job_fingerprint(
+        spec.config,
+        inputs=[spec.path(k) for k in ("root", "meta", "classifier", "cams")],
+        code=spec.code,
+        extra={
+            "setting": setting.name,
+            "terms": [t.name for t in terms],
+            "seed": spec.seed,
+            "stage": spec.name,
+        },
+    )
+    work = history.parent / ".work"
+    result = fit(phase, keys=(KEY,), epochs=params.epochs, work=work, fingerprint=fingerprint, run=tracker)
+    summary = {"setting": dataclasses.asdict(setting)}
+    finish(work, result, best={KEY: best}, last=last, history=history, summary=summary)
+    tracker.log_metrics({"best_val_localisation": result.best[KEY]})
+    tracker.log_artifact(history)
+
+
+def run(spec: JobSpec, tracker: Any) -> None:
+    """The ``decoder`` stage: train the decoder of one search setting."""
+    job = from_mapping(DecoderJob, spec.config)
+    _train(
+        spec,
+        tracker,
+        job.decoder,
+        job.images,
+        job.val_step,
+        job.setting,
+        loss_terms(job.decoder, job.setting),
+    )
+
+
+def run_ablation(spec: JobSpec, tracker: Any) -> None:
+    """The ``ablation_decoder`` stage: the chosen setting's decoder, with a subset of the loss terms."""
+    job = from_mapping(AblationJob, spec.config)
+    if "choice" in spec.inputs:
+        chosen = load_json(spec.path("choice"))["setting"]
+        setting = from_mapping(SettingParams, chosen, where=str(spec.path("choice")))
+    elif len(job.search.bg_fraction) == 1 and len(job.search.pce_weight) == 1:
+        from fcam.pipeline.params import Setting
+
+        point = Setting(job.search.bg_fraction[0], job.search.pce_weight[0])
+        setting = from_mapping(SettingParams, point.as_dict())
+    else:
+        raise ConfigError(f"{spec.name}: the search has several points but no choice.json input")
+    _train(
+        spec,
+        tracker,
+        job.decoder,
+        job.images,
+        job.val_step,
+        setting,
+        loss_terms(job.decoder, setting, job.terms),
+    )

@@ -15,7 +15,7 @@ from fcam.errors import CheckpointError, ConfigError
 from fcam.io import load_checkpoint, save_checkpoint
 from fcam.localize import collect_images, localize
 from fcam.models import FCAM
-from fcam.train.decoder import load_fcam
+from fcam.models.checkpoints import load_fcam
 from tests.unit.data._images import flat_png_bytes
 
 from .conftest import Checkpoints

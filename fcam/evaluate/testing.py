@@ -1,11 +1,12 @@
-"""Evaluate one (dataset, backbone, method, variant) on the test split.
+"""Testing: evaluate one (dataset, backbone, method, seed, variant) on the test split.
 
 ``baseline`` scores the classifier's interpolated CAMs, read from the test split's CAM cache;
 ``fcam`` runs F-CAM (frozen classifier + decoder) and scores its foreground map, for the best
 and the last decoder checkpoint (method.md §2). Outputs in ``out_dir``:
 
-- ``metrics.json``: ``{ds, backbone, method, variant, kind, split, checkpoint, preset, num_images,
-  metrics: {...}, metrics_last: {...} (fcam only)}``; box datasets' metrics are ``max_box_acc,
+- ``metrics.json``: ``{ds, backbone, method, seed, variant, kind, split, checkpoint, preset,
+  num_images, setting (the search point of an F-CAM decoder, else null), metrics: {...},
+  metrics_last: {...} (decoders only)}``; box datasets' metrics are ``max_box_acc,
   max_box_acc_v2, top1_loc, top5_loc, gt_known_loc, classification_top1``, mask datasets'
   ``pxap, classification_top1`` (percent).
 - ``curves.json``: the evaluator's curves over tau plus ``histogram`` (50 bins of map values
@@ -22,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -33,41 +35,26 @@ from fcam.constants import DATASET_KINDS, EVAL_SIZE
 from fcam.data.datasets import WSOLDataset
 from fcam.data.images import read_image_rgb
 from fcam.data.metadata import SplitMetadata, gt_boxes_at, load_gt_masks, read_split
-from fcam.errors import ConfigError
-from fcam.io import save_json, save_npz
+from fcam.evaluate.scoring import LocalisationScore, score_maps
+from fcam.io import remove_stale_temporaries, save_json, save_npz
 from fcam.metrics import boxes_from_map
+from fcam.pipeline.stages import JobSpec
+from fcam.pipeline.typed import from_mapping
 from fcam.runtime import resolve_device, seed_everything
-from fcam.tracking import tracked_run
-from fcam.train.localisation import LocalisationScore, score_maps
 
-__all__ = ["EvaluateConfig", "evaluate"]
+__all__ = ["EvaluateJob", "run_ablation", "run_baseline", "run_fcam"]
 
 HIST_BINS = 50
 
 
 @dataclass(frozen=True)
-class EvaluateConfig:
-    """One evaluation job."""
+class EvaluateJob:
+    """The parameters an evaluation job reads (``size``: F-CAM's input size; baseline: none)."""
 
-    ds: str
-    backbone: str
-    method: str
-    variant: str
-    dataset_root: Path
-    metadata_root: Path
-    out_dir: Path
-    cams: Path | None = None
-    classifier: Path | None = None
-    decoder_best: Path | None = None
-    decoder_last: Path | None = None
-    split: str = "test"
-    size: int = 224
-    step: float = 0.001
-    samples: int = 8
-    batch_size: int = 32
-    seed: int = 0
-    device: str = "auto"
-    preset: str = "default"
+    step: float
+    samples: int
+    batch_size: int
+    size: int | None = None
 
 
 class _MapStats:
@@ -166,11 +153,11 @@ def _metrics(score: LocalisationScore, kind: str, top1: float) -> dict[str, floa
     return {"pxap": r.pxap, "classification_top1": top1}
 
 
-def _baseline_batches(cfg: EvaluateConfig, meta: SplitMetadata) -> Iterator[tuple]:
-    cache = load_cam_cache(cfg.cams, meta.image_ids)
+def _baseline_batches(cams: Path, meta: SplitMetadata, batch_size: int) -> Iterator[tuple]:
+    cache = load_cam_cache(cams, meta.image_ids)
     n = len(meta.image_ids)
-    for start in range(0, n, cfg.batch_size):
-        idx = torch.arange(start, min(start + cfg.batch_size, n))
+    for start in range(0, n, batch_size):
+        idx = torch.arange(start, min(start + batch_size, n))
         yield idx, cache["cams"][idx].float(), cache["logits"][idx]
 
 
@@ -186,85 +173,89 @@ def _top1(logits: list[torch.Tensor], meta: SplitMetadata) -> float:
     return 100.0 * float((torch.cat(logits).argmax(1) == labels).float().mean())
 
 
-def evaluate(cfg: EvaluateConfig) -> dict:
-    """Run one evaluation job and write ``metrics.json``, ``curves.json`` and ``samples.npz``.
-
-    Returns:
-        The content of ``metrics.json``.
-    """
-    if cfg.variant not in ("baseline", "fcam"):
-        raise ConfigError(f"variant: expected 'baseline' or 'fcam', got {cfg.variant!r}")
-    needed = ("cams",) if cfg.variant == "baseline" else ("classifier", "decoder_best", "decoder_last")
-    missing = [f"--{name.replace('_', '-')}" for name in needed if getattr(cfg, name) is None]
-    if missing:
-        raise ConfigError(f"the {cfg.variant} evaluation needs {', '.join(missing)}")
-    device = resolve_device(cfg.device)
-    seed_everything(cfg.seed)
-    kind = DATASET_KINDS[cfg.ds]
-    meta = read_split(cfg.metadata_root / cfg.split, cfg.dataset_root, kind=kind)
-    stats = _MapStats(meta, kind, cfg.samples)
-    record = {
-        "ds": cfg.ds,
-        "backbone": cfg.backbone,
-        "method": cfg.method,
-        "variant": cfg.variant,
+def _evaluate(spec: JobSpec, tracker: Any, variant: str, job: EvaluateJob) -> dict:
+    """Score one variant's maps on the test split; write metrics.json, curves.json, samples.npz."""
+    ds = spec.wildcards["ds"]
+    outputs = {name: spec.path(name) for name in ("metrics", "curves", "samples")}
+    remove_stale_temporaries(outputs.values())
+    device = resolve_device(spec.device)
+    seed_everything(spec.seed)
+    kind = DATASET_KINDS[ds]
+    meta = read_split(spec.path("meta") / "test", spec.path("root"), kind=kind)
+    stats = _MapStats(meta, kind, job.samples)
+    record: dict[str, Any] = {
+        "ds": ds,
+        "backbone": spec.wildcards["backbone"],
+        "method": spec.wildcards["method"],
+        "seed": spec.seed,
+        "variant": variant,
         "kind": kind,
-        "split": cfg.split,
+        "split": "test",
         "checkpoint": "best",
-        "preset": cfg.preset,
+        "preset": spec.preset,
         "num_images": len(meta.image_ids),
+        "setting": None,
     }
-    tags = {k: record[k] for k in ("ds", "backbone", "method", "variant", "preset")}
-    with tracked_run("evaluate", tags=tags, params=cfg) as run:
-        logits: list[torch.Tensor] = []
+    logits: list[torch.Tensor] = []
 
-        def keep_logits(batches: Iterator[tuple]) -> Iterator[tuple]:
-            for idx, maps, lg in batches:
-                logits.append(lg)
-                yield idx, maps, lg
+    def keep_logits(batches: Iterator[tuple]) -> Iterator[tuple]:
+        for idx, maps, lg in batches:
+            logits.append(lg)
+            yield idx, maps, lg
 
-        if cfg.variant == "baseline":
-            score = score_maps(
-                keep_logits(_baseline_batches(cfg, meta)),
-                meta,
-                kind,
-                step=cfg.step,
-                normalise=True,
-                on_maps=stats,
-            )
-            record["metrics"] = _metrics(score, kind, _top1(logits, meta))
-        else:
-            loader = DataLoader(
-                WSOLDataset(meta, train=False, resize_size=cfg.size, crop_size=cfg.size),
-                batch_size=cfg.batch_size,
-                shuffle=False,
-            )
-            # Imported here: models pull in torchvision (~1.3 s of CPU per job), which the many
-            # baseline evaluations of a pipeline do not need.
-            from fcam.train.decoder import load_fcam
+    if "cams" in spec.inputs:
+        batches = _baseline_batches(spec.path("cams"), meta, job.batch_size)
+        score = score_maps(keep_logits(batches), meta, kind, step=job.step, normalise=True, on_maps=stats)
+        record["metrics"] = _metrics(score, kind, _top1(logits, meta))
+    else:
+        # Imported here: models pull in torchvision (~1.8 s of CPU per job), which the many
+        # baseline evaluations of a pipeline do not need.
+        from fcam.io import load_checkpoint
+        from fcam.models.checkpoints import load_fcam
 
-            model = load_fcam(cfg.decoder_best, cfg.classifier, device)
-            score = score_maps(
-                keep_logits(_fcam_batches(model, loader, device)),
-                meta,
-                kind,
-                step=cfg.step,
-                normalise=False,
-                on_maps=stats,
-            )
-            record["metrics"] = _metrics(score, kind, _top1(logits, meta))
-            last = load_fcam(cfg.decoder_last, cfg.classifier, device)
-            last_score = score_maps(
-                _fcam_batches(last, loader, device), meta, kind, step=cfg.step, normalise=False
-            )
-            record["metrics_last"] = _metrics(last_score, kind, record["metrics"]["classification_top1"])
-        curves = {**score.result.curves(), "histogram": stats.histogram()}
-        save_npz(cfg.out_dir / "samples.npz", **_samples(stats, meta, kind, score))
-        save_json(curves, cfg.out_dir / "curves.json")
-        save_json(record, cfg.out_dir / "metrics.json")
-        run.log_metrics(record["metrics"])
-        if "metrics_last" in record:
-            run.log_metrics({f"last_{k}": v for k, v in record["metrics_last"].items()})
-        run.log_artifact(cfg.out_dir / "metrics.json")
-        run.log_artifact(cfg.out_dir / "curves.json")
+        assert job.size is not None
+        loader = DataLoader(
+            WSOLDataset(meta, train=False, resize_size=job.size, crop_size=job.size),
+            batch_size=job.batch_size,
+        )
+        model = load_fcam(spec.path("best"), spec.path("classifier"), device)
+        score = score_maps(
+            keep_logits(_fcam_batches(model, loader, device)),
+            meta,
+            kind,
+            step=job.step,
+            normalise=False,
+            on_maps=stats,
+        )
+        record["metrics"] = _metrics(score, kind, _top1(logits, meta))
+        record["setting"] = load_checkpoint(spec.path("best")).get("setting")
+        last = load_fcam(spec.path("last"), spec.path("classifier"), device)
+        last_score = score_maps(
+            _fcam_batches(last, loader, device), meta, kind, step=job.step, normalise=False
+        )
+        record["metrics_last"] = _metrics(last_score, kind, record["metrics"]["classification_top1"])
+    curves = {**score.result.curves(), "histogram": stats.histogram()}
+    save_npz(outputs["samples"], **_samples(stats, meta, kind, score))
+    save_json(curves, outputs["curves"])
+    save_json(record, outputs["metrics"])
+    tracker.log_metrics(record["metrics"])
+    if "metrics_last" in record:
+        tracker.log_metrics({f"last_{k}": v for k, v in record["metrics_last"].items()})
+    tracker.log_artifact(outputs["metrics"])
+    tracker.log_artifact(outputs["curves"])
     return record
+
+
+def run_baseline(spec: JobSpec, tracker: Any) -> None:
+    """The ``evaluate_baseline`` stage: the interpolated CAMs from the test split's cache."""
+    _evaluate(spec, tracker, "baseline", from_mapping(EvaluateJob, {**spec.config, "size": None}))
+
+
+def run_fcam(spec: JobSpec, tracker: Any) -> None:
+    """The ``evaluate_fcam`` stage: F-CAM's foreground map, best and last decoder checkpoints."""
+    _evaluate(spec, tracker, "fcam", from_mapping(EvaluateJob, spec.config))
+
+
+def run_ablation(spec: JobSpec, tracker: Any) -> None:
+    """The ``ablation_evaluate`` stage: an ablation decoder, like ``evaluate_fcam``."""
+    _evaluate(spec, tracker, spec.wildcards["variant"], from_mapping(EvaluateJob, spec.config))

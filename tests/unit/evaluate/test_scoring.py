@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fcam.train.localisation import to_eval_maps, validation_step
+from fcam.evaluate.scoring import to_eval_maps, validation_step
 
 
 def test_to_eval_maps_normalises_after_upsampling():

@@ -1,0 +1,50 @@
+"""``fcam ui`` (the MLflow UI over fcam's runs) and ``fcam dvc-yaml`` (generate DVC's pipeline file)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def _ui(a: argparse.Namespace) -> None:
+    from fcam.tracking import ui_command
+
+    cmd = ui_command(host=a.host, port=a.port, tracking_uri=a.tracking_uri)
+    os.execv(cmd[0], cmd)  # the UI runs in the foreground until interrupted
+
+
+def _dvc_yaml(a: argparse.Namespace) -> None:
+    from fcam.errors import FcamError
+    from fcam.pipeline.dvc import check_dvc_yaml, write_dvc_yaml
+    from fcam.pipeline.params import load_params
+    from fcam.pipeline.stages import Pipeline
+
+    pipeline = Pipeline(load_params(a.params))
+    if a.check:
+        check_dvc_yaml(pipeline, a.out)
+        return
+    if a.params != "params.yaml":
+        raise FcamError(
+            "dvc.yaml is generated from params.yaml, the file DVC reads (copy a preset over it first)"
+        )
+    changed = write_dvc_yaml(pipeline, a.out)
+    sys.stdout.write(f"{a.out}: {'written' if changed else 'up to date'}\n")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``ui`` and ``dvc-yaml``."""
+    p = sub.add_parser("ui", help="serve the MLflow UI over fcam's runs (127.0.0.1 by default)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (the UI has no authentication)")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--tracking-uri", help="store to serve (default: sqlite mlflow.db at the repository root)")
+    p.set_defaults(func=_ui)
+
+    p = sub.add_parser("dvc-yaml", help="write dvc.yaml from the stage table and params.yaml's structure")
+    p.add_argument("--params", default="params.yaml", help=argparse.SUPPRESS)
+    p.add_argument("--out", type=Path, default=Path("dvc.yaml"))
+    p.add_argument("--check", action="store_true", help="only check that the file is current (exit 2 if not)")
+    p.set_defaults(func=_dvc_yaml)

@@ -1,0 +1,148 @@
+"""The two schedulers hand off: what one of them built, the other knows is built.
+
+- **Snakemake -> DVC.** When a Snakemake run succeeds, :func:`commit_to_dvc` records in
+  ``dvc.lock`` every DVC stage of the jobs in its DAG (``dvc commit``), so that ``dvc status``
+  shows them up to date and a later ``dvc repro`` reruns only what a parameter change touches.
+  It does so only when Snakemake ran on ``params.yaml`` itself (DVC reads that file: stages built
+  from a preset would be recorded under the wrong values) and ``dvc.yaml`` is current.
+- **DVC -> Snakemake.** A job that DVC runs (``DVC_STAGE`` is set) ends with
+  :func:`record_for_snakemake`: it writes Snakemake's metadata record of each output, with the
+  job's rule, inputs, parameters and command as Snakemake itself would have recorded them, so that
+  Snakemake's parameter, input and code triggers see the job as done with today's values and
+  ``snakemake -n`` has nothing to do.
+
+Both sides use the stage table (:mod:`fcam.pipeline.stages`), so the names, inputs and parameter
+values agree by construction. Snakemake's record format is its own: this module writes it through
+Snakemake's file persistence (the default backend), and the end-to-end test of the handoff
+(``tests/e2e/test_handoff.py``) fails if a Snakemake upgrade changes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from fcam.errors import ConfigError
+from fcam.pipeline.dvc import DVC_PARAMS_FILE, check_dvc_yaml
+from fcam.pipeline.params import load_params
+from fcam.pipeline.stages import JobSpec, Pipeline
+
+__all__ = ["commit_to_dvc", "record_for_snakemake", "snakemake_shell"]
+
+log = logging.getLogger(__name__)
+
+
+def snakemake_shell(pipeline: Pipeline, name: str, *, params_file: str, overrides: Sequence[str] = ()) -> str:
+    """The shell template of stage ``name``'s Snakemake rule (what Snakemake records as its code)."""
+    stage = pipeline.stage(name)
+    return pipeline.command(
+        name,
+        {w: f"{{wildcards.{w}}}" for w in stage.wildcards},
+        log="{log}",
+        params_file=params_file,
+        overrides=overrides,
+        threads="{threads}",
+    )
+
+
+def _same_as_dvc_params(pipeline: Pipeline, params_file: str, overrides: Sequence[str]) -> str | None:
+    """Why DVC must not record this run (None: it may)."""
+    if overrides:
+        return "Snakemake ran with --config overrides, which DVC does not see"
+    if not Path(DVC_PARAMS_FILE).is_file():
+        return f"there is no {DVC_PARAMS_FILE}"
+    if Path(params_file).resolve() != Path(DVC_PARAMS_FILE).resolve():
+        dvc_params = load_params(DVC_PARAMS_FILE)
+        if dict(dvc_params.data) != dict(pipeline.params.data):
+            return f"Snakemake ran on {params_file}, which differs from the {DVC_PARAMS_FILE} DVC reads"
+    try:
+        check_dvc_yaml(pipeline)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def commit_to_dvc(
+    pipeline: Pipeline,
+    jobs: Iterable[tuple[str, dict[str, str]]],
+    *,
+    params_file: str,
+    overrides: Sequence[str] = (),
+) -> list[str]:
+    """Record the given Snakemake jobs in ``dvc.lock`` (``dvc commit -f``), when DVC can share them.
+
+    Args:
+        pipeline: the stage table of the run.
+        jobs: (rule name, wildcards) of every job of the run's DAG (all up to date after a success).
+        params_file, overrides: the parameter file Snakemake ran on and its ``--config`` overrides.
+
+    Returns:
+        The DVC stages committed (empty when DVC is not set up here or cannot share the run).
+    """
+    if not Path(".dvc").is_dir():
+        log.debug("no DVC repository here: nothing to hand over")
+        return []
+    reason = _same_as_dvc_params(pipeline, params_file, overrides)
+    if reason is not None:
+        log.warning("not recording this run in dvc.lock: %s", reason)
+        return []
+    names = sorted(
+        {pipeline.job_name(rule, wc) for rule, wc in jobs if pipeline.has(rule) and pipeline.stage(rule).dvc}
+    )
+    dvc = shutil.which("dvc")
+    if not names or dvc is None:
+        if dvc is None:
+            log.warning("dvc is not on PATH: this run is not recorded in dvc.lock")
+        return []
+    proc = subprocess.run([dvc, "commit", "--force", "--quiet", *names], capture_output=True, text=True)
+    if proc.returncode != 0:
+        log.warning("dvc commit failed (the run stays unknown to DVC): %s", proc.stderr.strip()[-2000:])
+        return []
+    log.info("recorded %d stages in dvc.lock", len(names))
+    return names
+
+
+def record_for_snakemake(pipeline: Pipeline, spec: JobSpec) -> bool:
+    """Write Snakemake's metadata records of a DVC-run job's outputs (see the module docstring).
+
+    Only where Snakemake has been used (``.snakemake/metadata`` exists), in the repository DVC
+    runs in (not in an experiment's temporary copy), and for the file persistence backend.
+
+    Returns:
+        Whether records were written.
+    """
+    metadata = Path(".snakemake/metadata")
+    root = os.environ.get("DVC_ROOT")
+    if not metadata.is_dir() or (root and Path(root).resolve() != Path.cwd().resolve()):
+        return False
+    from snakemake.persistence import RECORD_FORMAT_VERSION, MetadataRecord
+    from snakemake.persistence.file import FilePersistence
+
+    store = FilePersistence(path=Path(".snakemake").resolve())
+    inputs: list[str] = []
+    for value in (*spec.inputs.values(), spec.code):
+        inputs += [str(p) for p in (value if isinstance(value, tuple) else (value,))]
+    now = time.time()
+    for value in spec.outputs.values():
+        for path in value if isinstance(value, tuple) else (value,):
+            key = str(path)
+            record = MetadataRecord(
+                rule=spec.stage,
+                input=sorted(inputs),
+                log=[str(spec.log)],
+                params=[repr(dict(spec.config))],
+                code=snakemake_shell(pipeline, spec.stage, params_file=spec.params_file),
+                record_format_version=RECORD_FORMAT_VERSION,
+                starttime=now,
+                endtime=path.stat().st_mtime if path.exists() else now,
+                incomplete=False,
+                input_checksums={},
+            )
+            store._write_record(key, record)  # Snakemake's own writer: its format, its key encoding
+            store._unmark_incomplete(key)
+    return True

@@ -1,0 +1,102 @@
+"""The report stages of the pipeline: tables, comparison, figures, the document, the ablation table.
+
+Each runner gets the explicit list of evaluation outputs it reads from the stage table (the DAG's
+inputs) and the enabled grid from the parameters: nothing is globbed, so results of configurations
+no longer enabled never leak in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fcam.pipeline.stages import JobSpec
+from fcam.report.results import Grid
+
+__all__ = ["run_ablation", "run_comparison", "run_figures", "run_paper", "run_pdf", "run_table1", "run_table2"]
+
+
+def _grid(config: Mapping[str, Any], **narrow: Any) -> Grid:
+    g = config["grid"]
+    return Grid(
+        datasets=tuple(g["datasets"]),
+        backbones=tuple(narrow.get("backbones", g["backbones"])),
+        methods=tuple(narrow.get("methods", g["methods"])),
+        seeds=tuple(g["seeds"]),
+        **({"variants": narrow["variants"]} if "variants" in narrow else {}),
+    )
+
+
+def run_table1(spec: JobSpec, tracker: Any) -> None:
+    """Table 1."""
+    from fcam.report.tables import write_table1
+
+    write_table1(spec.paths("metrics"), spec.path("table"), grid=_grid(spec.config))
+
+
+def run_table2(spec: JobSpec, tracker: Any) -> None:
+    """Table 2."""
+    from fcam.report.tables import write_table2
+
+    write_table2(spec.paths("metrics"), spec.path("table"), grid=_grid(spec.config))
+
+
+def run_comparison(spec: JobSpec, tracker: Any) -> None:
+    """The comparison with the paper (it also reads the curves.json beside each metrics.json)."""
+    from fcam.report.comparison import write_comparison
+
+    write_comparison(spec.paths("metrics"), spec.path("report"), grid=_grid(spec.config), preset=spec.preset)
+
+
+def run_figures(spec: JobSpec, tracker: Any) -> None:
+    """The figures of one (dataset, backbone, method), from the first seed's evaluations."""
+    from fcam.runtime import private_matplotlib_dir
+
+    private_matplotlib_dir()  # before matplotlib's import: keep its font cache out of ~/.cache
+    from fcam.report.figures import write_figures
+
+    out_dir = spec.paths("figures")[0].parent
+    write_figures(
+        out_dir,
+        ds=spec.wildcards["ds"],
+        backbone=spec.wildcards["backbone"],
+        method=spec.wildcards["method"],
+        baseline_curves=spec.path("baseline_curves.json"),
+        fcam_curves=spec.path("fcam_curves.json"),
+        baseline_samples=spec.path("baseline_samples.npz"),
+        fcam_samples=spec.path("fcam_samples.npz"),
+        max_rows=spec.config["samples"],
+    )
+
+
+def run_paper(spec: JobSpec, tracker: Any) -> None:
+    """The LaTeX document."""
+    from fcam.report.document import write_paper_tex
+
+    write_paper_tex(
+        spec.path("tex"), tables=list(spec.paths("tables")), figures=list(spec.paths("figures")), preset=spec.preset
+    )
+
+
+def run_pdf(spec: JobSpec, tracker: Any) -> None:
+    """Compile the document; a missing LaTeX engine is an error here."""
+    from fcam.errors import FcamError
+    from fcam.report.document import LATEX_PACKAGES, compile_pdf
+
+    tex = spec.path("tex")
+    if compile_pdf(tex) is None:
+        raise FcamError(f"{tex}: no LaTeX engine installed (on Debian: apt-get install {' '.join(LATEX_PACKAGES)})")
+
+
+def run_ablation(spec: JobSpec, tracker: Any) -> None:
+    """The loss ablation table: each variant beside the full loss (the main F-CAM decoder)."""
+    from fcam.report.ablation import write_ablation
+
+    ablation = spec.config["ablation"]
+    grid = _grid(
+        spec.config,
+        backbones=(ablation["backbone"],),
+        methods=(ablation["method"],),
+        variants=(*ablation["variants"], "fcam"),
+    )
+    write_ablation([*spec.paths("metrics"), *spec.paths("full")], spec.path("table"), grid=grid)
