@@ -260,7 +260,7 @@ def _experiment_id(client: Any, artifact_location: str | None) -> str:
             if exp is None:
                 raise
     for key, value in _experiment_tags().items():
-        if not exp.tags.get(key):
+        if key not in exp.tags:
             client.set_experiment_tag(exp.experiment_id, key, value)
     return exp.experiment_id
 
