@@ -306,8 +306,8 @@ def pipeline_tags(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def _run_name(stage: str, tags: Mapping[str, Any]) -> str:
-    keys = ("ds", "backbone", "method", "split", "variant")
-    return "/".join([stage, *(str(tags[k]) for k in keys if k in tags)])
+    keys = ("ds", "backbone", "method", "seed", "setting", "split", "variant")
+    return "/".join([stage, *(f"seed{tags[k]}" if k == "seed" else str(tags[k]) for k in keys if k in tags)])
 
 
 def job_identity(stage: str, tags: Mapping[str, Any], params: Mapping[str, Any] | Any = None) -> str:

@@ -62,7 +62,7 @@ def run_stage(stage: str, args: argparse.Namespace) -> None:
     from fcam.tracking import tracked_run
 
     tags = {**spec.tags, "job": spec.name, "preset": spec.preset}
-    with tracked_run(stage, tags=tags, params=spec.config) as run:
+    with tracked_run(stage, tags=tags, params=spec.config, job=spec.name) as run:
         runner(spec, run)
     if dvc_stage:
         from fcam.pipeline.handoff import record_for_snakemake

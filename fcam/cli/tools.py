@@ -11,9 +11,11 @@ __all__ = ["register"]
 
 
 def _ui(a: argparse.Namespace) -> None:
-    from fcam.tracking import ui_command
+    from fcam.tracking import ui_command, ui_start_url
 
     cmd = ui_command(host=a.host, port=a.port, tracking_uri=a.tracking_uri)
+    sys.stderr.write(f"fcam ui: open {ui_start_url(host=a.host, port=a.port, tracking_uri=a.tracking_uri)}\n")
+    sys.stderr.flush()
     os.execv(cmd[0], cmd)  # the UI runs in the foreground until interrupted
 
 

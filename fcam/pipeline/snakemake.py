@@ -11,8 +11,6 @@ import os
 import re
 import shutil
 import sys
-import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,6 @@ from fcam.pipeline.stages import Pipeline
 
 __all__ = [
     "DEFAULT_PARAMS",
-    "PIPELINE_RUN_ENV",
     "config_source",
     "constraints",
     "ensure_fcam_on_path",
@@ -33,12 +30,14 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+if not logging.getLogger("fcam").handlers:  # Snakemake configures only its own logger: show ours
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("fcam: %(message)s"))
+    logging.getLogger("fcam").addHandler(_handler)
+    logging.getLogger("fcam").setLevel(logging.INFO)
 
 #: The parameter file used when Snakemake gets no ``--configfile``.
 DEFAULT_PARAMS = "params.yaml"
-
-#: Environment variable carrying the id of one pipeline invocation (MLflow groups its runs by it).
-PIPELINE_RUN_ENV = "FCAM_PIPELINE_RUN"
 
 
 def _flatten(prefix: str, value: Any) -> Iterable[tuple[str, Any]]:
@@ -136,11 +135,14 @@ def on_start() -> str:
     """Run once where Snakemake starts a pipeline run: give the run an id, end orphaned MLflow runs.
 
     Returns:
-        The run id, also exported as ``FCAM_PIPELINE_RUN`` to every job (MLflow tags their runs with it).
+        The run id, exported as ``FCAM_PIPELINE_RUN`` to every job (MLflow tags their runs with it,
+        so the UI can show one invocation as a group).
     """
-    run_id = os.environ.get(PIPELINE_RUN_ENV) or f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    os.environ[PIPELINE_RUN_ENV] = run_id
-    log.info("pipeline run %s", run_id)
+    from fcam.tracking import begin_pipeline_run, end_orphaned_runs
+
+    run_id = begin_pipeline_run()
+    ended = end_orphaned_runs()
+    log.info("pipeline run %s%s", run_id, f"; ended {len(ended)} orphaned MLflow runs as KILLED" if ended else "")
     return run_id
 
 

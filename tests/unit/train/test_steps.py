@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from fcam.losses import FCAMLoss, LossTerm
 from fcam.models import FCAM, build_classifier, build_decoder
 from fcam.train.classifier import classifier_step
-from fcam.train.decoder import DecoderConfig, decoder_step
+from fcam.pipeline.sections import SeedParams
+from fcam.train.decoder import decoder_step
 
 
 def _batch(size: int = 32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -40,17 +39,7 @@ def test_decoder_step_trains_the_decoder_only():
     raw, images, _ = _batch()
     cams = torch.zeros(4, 32, 32)
     cams[:, 8:24, 8:24] = 1.0
-    cfg = DecoderConfig(
-        ds="",
-        backbone="resnet50",
-        method="cam",
-        classifier=Path(),
-        cams=Path(),
-        dataset_root=Path(),
-        metadata_root=Path(),
-        out_dir=Path(),
-        erosion=3,
-    )
+    seeds = SeedParams(n_fg=1, n_bg=1, erosion=3, dilation=3)
     criterion = FCAMLoss(
         (LossTerm("pce", 1.0), LossTerm("crf", 1e-6), LossTerm("size", 0.1)), crf_sigma_xy=10.0
     )
@@ -63,7 +52,8 @@ def test_decoder_step_trains_the_decoder_only():
         images,
         raw,
         cams,
-        cfg,
+        seeds,
+        bg_fraction=0.1,
         epoch=0,
         t=1.0,
         generator=torch.Generator().manual_seed(1),
