@@ -82,8 +82,19 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
     def new_modules(self) -> list[nn.Module]:
-        """Layers that are not in the torchvision model (randomly initialised, trained at 10x lr)."""
+        """Layers that are not in the torchvision model (randomly initialised, not loaded)."""
         return []
+
+    def fast_lr_modules(self) -> list[nn.Module]:
+        """Encoder layers trained at 10x the base learning rate in phase 1 (besides the head).
+
+        wsolevaluation (``main.py``, ``Trainer._FEATURE_PARAM_LAYER_PATTERNS`` and
+        ``_set_optimizer``) splits parameters by name, not by origin: VGG16 and InceptionV3 train
+        their new layers at 10x, ResNet50 trains all of ``layer4`` at 10x although it is
+        pretrained. The F-CAM code applies the same rule (fcam-wsol
+        ``dlib/process/instantiators.py``, ``_get_model_params_for_opt``). Default: the new layers.
+        """
+        return self.new_modules()
 
     def forward(self, x: Tensor) -> list[Tensor]:  # pragma: no cover - overridden
         """Features of ``x``; see the subclasses."""
@@ -121,6 +132,11 @@ class ResNet50Encoder(Encoder):
     def target_layer(self) -> nn.Module:
         """layer4 (output of its last bottleneck, after the ReLU)."""
         return self.layer4
+
+    def fast_lr_modules(self) -> list[nn.Module]:
+        """All of layer4 (pretrained, 14.96M parameters): wsolevaluation's ``'resnet':
+        ['layer4.', 'fc.']`` patterns select the 10x group for ResNet, not the 1x group."""
+        return [self.layer4]
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """Args: x: (B, 3, H, W) float32, ImageNet-normalised. Returns: the five maps above."""
