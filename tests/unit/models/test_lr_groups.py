@@ -81,11 +81,7 @@ def wsol_parameters(backbone: str) -> dict[str, int]:
     # InceptionCam: torchvision's Conv2d_* and Mixed_5b..Mixed_6e (same attribute names), then
     # SPG_A3_1b = Sequential(Conv2d(768, 1024, 3), ReLU), SPG_A3_2b likewise, SPG_A4 = Conv2d(1024, K, 1).
     net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
-    out = {
-        n: p.numel()
-        for n, p in net.named_parameters()
-        if n.startswith(("Conv2d_", "Mixed_5", "Mixed_6"))
-    }
+    out = {n: p.numel() for n, p in net.named_parameters() if n.startswith(("Conv2d_", "Mixed_5", "Mixed_6"))}
     out |= {
         "SPG_A3_1b.0.weight": 768 * 1024 * 9,
         "SPG_A3_1b.0.bias": 1024,
