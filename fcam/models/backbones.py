@@ -277,9 +277,8 @@ class InceptionV3Encoder(Encoder):
     def __init__(self, geometry: str = "fcam-wsol") -> None:
         super().__init__()
         if geometry not in INCEPTION_GEOMETRIES:
-            raise ConfigError(
-                f"unknown InceptionV3 geometry {geometry!r}; expected one of {', '.join(INCEPTION_GEOMETRIES)}"
-            )
+            choices = ", ".join(INCEPTION_GEOMETRIES)
+            raise ConfigError(f"unknown InceptionV3 geometry {geometry!r}; expected one of {choices}")
         self.geometry = geometry
         net = torchvision.models.inception_v3(
             weights=None, aux_logits=False, init_weights=False, transform_input=False

@@ -161,7 +161,8 @@ def test_inceptionv3_geometries():
     assert sizes == {"a": [112, 57, 29, 29, 29], "c": [110, 56, 28, 28, 28]}
     for n in (64, 96, 100, 224, 256):
         with torch.no_grad():
-            assert choe(torch.randn(1, 3, n, n))[-1].shape[-1] == deep_size("inceptionv3", n, "wsolevaluation")
+            side = choe(torch.randn(1, 3, n, n))[-1].shape[-1]
+        assert side == deep_size("inceptionv3", n, "wsolevaluation")
     assert sum(p.numel() for p in authors.parameters()) == sum(p.numel() for p in choe.parameters())
     with pytest.raises(ConfigError, match="unknown InceptionV3 geometry 'big'"):
         InceptionV3Encoder(geometry="big")
@@ -173,7 +174,8 @@ def test_inceptionv3_skip_taps_are_the_authors_stages(classifiers):
     seen = {}
     names = ("Conv2d_2b_3x3", "Conv2d_3b_1x1", "Mixed_5c", "Mixed_6e", "extra")
     handles = [
-        getattr(enc, n).register_forward_hook(lambda _m, _i, out, n=n: seen.__setitem__(n, out)) for n in names
+        getattr(enc, n).register_forward_hook(lambda _m, _i, out, n=n: seen.__setitem__(n, out))
+        for n in names
     ]
     try:
         with torch.no_grad():
