@@ -112,10 +112,21 @@ class SmoothGradCAMpp(BaseCAM):
     dimensionally inconsistent). One clean forward (A and the logits) plus one forward and one
     backward per noisy pass, each over the whole batch.
 
-    ``reference=True`` reproduces the authors' code (which is torch-cam's, and matches torch-cam
-    0.5 given the same noise): alpha as above with the clean A, but ``W = sum_ij alpha ReLU(g_n)``
-    with the gradient of the last noisy pass only, and the map combines the activation of the
-    last noisy pass: ``cam = minmax(ReLU(sum_c W_c A_c(x_n)))`` (docs/method.md §8).
+    ``reference=True`` reproduces the authors' code (fcam-wsol ``dlib/cams/gradcam.py``,
+    ``SmoothGradCAMpp._get_weights`` and ``core.py`` ``_CAM.compute_cams``, a torch-cam fork;
+    torch-cam 0.5 computes the same up to its eps = 1e-8), three differences
+    (docs/method.md §8):
+
+    - alpha's sum is the spatial sum of the *product* with the clean activation A, not
+      ``sum(A)`` times the pixel's D_3: ``alpha = D_2 / (2 D_2 + sum_ab D_3[a, b] A[a, b])``,
+      by plain division (0/0 gives NaN);
+    - ``W = sum_ij alpha ReLU(g_n)`` with the gradient of the last noisy pass only;
+    - the map combines the activation of the last noisy pass, with NaN terms dropped
+      (``torch.nansum`` over channels, so a channel whose weight is NaN counts as 0):
+      ``cam = minmax(ReLU(nansum_c W_c A_c(x_n)))``.
+
+    For a GAP + linear head on the target layer (every fcam classifier) ``g = w[y] / (h w)`` is
+    the same at every position and for every input, and the first difference vanishes.
 
     Args:
         model: as in :class:`~fcam.cams.core.BaseCAM`.
@@ -176,11 +187,14 @@ class SmoothGradCAMpp(BaseCAM):
             moments[1].add_(grad2)
             moments[2].add_(grad2 * gradient)
         mean1, mean2, mean3 = (moment / self.num_samples for moment in moments)
-        alpha = _gradcampp_alpha(clean.activation, mean2, mean3)
         if self.reference:
-            # The authors' quirks: last pass's gradient in the ReLU term, last pass's activation.
+            # The authors' quirks: sum_ab D3 A in alpha, the last pass's gradient in the ReLU term,
+            # the last pass's activation, NaN channels dropped.
+            spread = (mean3 * clean.activation).sum(dim=_SPATIAL, keepdim=True)
+            alpha = mean2 / (2 * mean2 + spread)
             weights = (alpha * torch.relu(gradient)).sum(dim=_SPATIAL, keepdim=True)
-            return self._combine(weights, noisy.activation)
+            return torch.relu(torch.nansum(weights * noisy.activation, dim=1))
+        alpha = _gradcampp_alpha(clean.activation, mean2, mean3)
         weights = (alpha * torch.relu(mean1)).sum(dim=_SPATIAL, keepdim=True)
         return self._combine(weights, clean.activation)
 

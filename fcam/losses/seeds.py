@@ -8,7 +8,7 @@ and a background pixel drawn from its weakest part, re-drawn at every iteration.
   map clipped to [1, 254], eroded once with an ``erosion x erosion`` square (the un-eroded
   region is kept where the erosion would empty it).
 - Background region ``C-``: the ``bg_fraction`` of pixels with the lowest ``C`` (not the
-  complement of ``C+``).
+  complement of ``C+``); ``bg_ties`` says what happens to pixels tied at the cut.
 - Seeds: ``n_fg`` pixels drawn uniformly from ``C+`` and ``n_bg`` from ``C-``, each dilated to
   a ``dilation x dilation`` patch; pixels claimed by both are dropped, the rest are ignored.
 
@@ -22,10 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["IGNORE", "otsu_thresholds", "sample_seeds", "seed_regions"]
+__all__ = ["BG_TIES", "IGNORE", "otsu_thresholds", "sample_seeds", "seed_regions"]
 
 #: Label of unlabelled pixels in a seed map (1 = foreground seed, 0 = background seed).
 IGNORE = -1
+
+#: Tie rules of the background region ``C-`` (see :func:`seed_regions`).
+BG_TIES = ("include", "exact")
 
 _LEVELS = 256
 
@@ -75,26 +78,40 @@ def otsu_thresholds(maps_u8: Tensor) -> Tensor:
     return torch.where(low == values.amax(dim=1), low, threshold)
 
 
-def seed_regions(cams: Tensor, *, bg_fraction: float = 0.1, erosion: int = 11) -> tuple[Tensor, Tensor]:
+def seed_regions(
+    cams: Tensor, *, bg_fraction: float = 0.1, erosion: int = 11, bg_ties: str = "include"
+) -> tuple[Tensor, Tensor]:
     """Foreground and background sampling regions ``C+`` and ``C-`` of each CAM.
 
-    Tie rule of ``C-``: it holds every pixel whose value is at most the ``n``-th smallest value
-    of the map, ``n = floor(bg_fraction * H * W)``; with ties at that value the region is larger
-    than the fraction (e.g. every pixel at exactly 0), instead of a subset of the tied pixels
-    picked by raster order, which would put background seeds only at the top of the image.
+    ``C-`` is built from ``n = floor(bg_fraction * H * W)`` and the ``n``-th smallest value
+    ``c`` of the map; ``bg_ties`` decides which pixels tied at ``c`` belong to it:
+
+    - ``"include"``: every pixel with value ``<= c``. With ties at the cut the region is larger
+      than the fraction: a ReLU'd or clipped CAM with half its pixels at exactly 0 gives half the
+      image, and the background seeds are drawn uniformly over all of it.
+    - ``"exact"``: exactly ``n`` pixels, the first ``n`` of the map sorted by ascending value with
+      ties in raster (row-major) order, i.e. all pixels below ``c`` plus the first tied pixels in
+      raster order. This is the F-CAM code's choice (fcam-wsol ``dlib/cams/selflearning.py``,
+      ``GetFastSeederSLFCAMS.forward``: ``torch.sort(cam.view(h * w), descending=False)`` per
+      image, then the first ``int(min_p * h * w)`` indices). That sort is not requested stable,
+      but on the GPU the reference ran on, a sort of more than 4096 elements is a radix sort,
+      which is stable, so ties come out in raster order; many ties then put ``C-`` (and every
+      background seed) in the top rows of the image. Implemented without a sort: the tied
+      pixels are ranked by a cumulative sum in raster order.
 
     Args:
         cams: (B, H, W) float in [0, 1], min-max normalised CAMs at crop resolution.
         bg_fraction: fraction n- of the pixels forming ``C-``, in [0, 1].
         erosion: side of the square erosion of ``C+``, odd >= 1 (1: no erosion). Pixels outside
             the image do not erode the region (borders are not eaten away).
+        bg_ties: one of :data:`BG_TIES`, see above.
 
     Returns:
         ``(fg_region, bg_region)``, two (B, H, W) bool tensors on the device of ``cams``. A
         constant CAM (max == min) or one with a NaN gives two empty regions: no seeds at all.
 
     Raises:
-        ValueError: bad shape, ``bg_fraction`` or ``erosion``.
+        ValueError: bad shape, ``bg_fraction``, ``erosion`` or ``bg_ties``.
     """
     if cams.ndim != 3 or cams.numel() == 0:
         raise ValueError(f"cams must be a non-empty (B, H, W) tensor, got {tuple(cams.shape)}")
@@ -102,6 +119,8 @@ def seed_regions(cams: Tensor, *, bg_fraction: float = 0.1, erosion: int = 11) -
         raise ValueError(f"bg_fraction must be in [0, 1], got {bg_fraction}")
     if erosion < 1 or erosion % 2 == 0:
         raise ValueError(f"erosion must be an odd size >= 1, got {erosion}")
+    if bg_ties not in BG_TIES:
+        raise ValueError(f"bg_ties must be one of {', '.join(BG_TIES)}, got {bg_ties!r}")
     n_maps, height, width = cams.shape
     flat = cams.detach().flatten(1)
     broken = torch.isnan(flat).any(dim=1)
@@ -124,8 +143,14 @@ def seed_regions(cams: Tensor, *, bg_fraction: float = 0.1, erosion: int = 11) -
     if n_low == 0:
         bg = torch.zeros_like(fg)
     else:
-        cut = flat.kthvalue(n_low, dim=1).values
-        bg = (flat <= cut[:, None]).reshape(n_maps, height, width) & usable[:, None, None]
+        cut = flat.kthvalue(n_low, dim=1).values[:, None]
+        bg = flat <= cut
+        if bg_ties == "exact":
+            # Keep all pixels below the cut and the first (n - #below) tied ones in raster order.
+            tied = flat == cut
+            room = n_low - (flat < cut).sum(dim=1, keepdim=True)
+            bg = (flat < cut) | (tied & (tied.cumsum(dim=1) <= room))
+        bg = bg.reshape(n_maps, height, width) & usable[:, None, None]
     return fg, bg
 
 

@@ -12,13 +12,15 @@ authors' code so that the decoder parameter counts of the paper are met. The mod
 torchvision's attribute names, so torchvision ImageNet state dicts load without key renaming
 (:mod:`fcam.models.pretrained`).
 
-Deep map size h for an input side n (all three give exactly n / 8 when n is a multiple of 8,
-hence 224 -> 28, 96 -> 12, 64 -> 8):
+Deep map size h for an input side n (ResNet50 and VGG16 give exactly n / 8 when n is a multiple
+of 8, hence 224 -> 28, 96 -> 12, 64 -> 8):
 
 - ResNet50: ``ceil(n / 8)`` (three stride-2 stages with "same" padding).
 - VGG16: ``floor(n / 8)`` (three 2x2 max-pools).
-- InceptionV3: ``a = ceil(n / 2) - 2; b = ceil((a - 1) / 2) - 1; h = ceil((b - 1) / 2) + 1``
-  (see :class:`InceptionV3Encoder`).
+- InceptionV3 (the F-CAM code's geometry, the default): ``a = ceil(n / 2); b = floor(a / 2) + 1;
+  h = floor(b / 2) + 1``, so 224 -> 29 (the paper's published InceptionV3 numbers come from this
+  29 x 29 map); with ``geometry="wsolevaluation"``: ``a = ceil(n / 2) - 2; b = ceil((a - 1) / 2)
+  - 1; h = ceil((b - 1) / 2) + 1``, exactly n / 8 (see :class:`InceptionV3Encoder`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from fcam.errors import ConfigError
 from fcam.models.pretrained import load_imagenet_weights
 
 __all__ = [
+    "INCEPTION_GEOMETRIES",
     "PRETRAINED_CHOICES",
     "Encoder",
     "InceptionV3Encoder",
@@ -48,6 +51,10 @@ __all__ = [
 
 #: Values accepted by ``build_encoder(..., pretrained=...)``.
 PRETRAINED_CHOICES = ("none", "imagenet")
+
+#: Stem geometries of :class:`InceptionV3Encoder`: the F-CAM code's (29 x 29 at 224, default) and
+#: wsolevaluation's (28 x 28 at 224).
+INCEPTION_GEOMETRIES = ("fcam-wsol", "wsolevaluation")
 
 
 def _init_conv_relu(conv: nn.Conv2d) -> None:
@@ -82,8 +89,19 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
     def new_modules(self) -> list[nn.Module]:
-        """Layers that are not in the torchvision model (randomly initialised, trained at 10x lr)."""
+        """Layers that are not in the torchvision model (randomly initialised, not loaded)."""
         return []
+
+    def fast_lr_modules(self) -> list[nn.Module]:
+        """Encoder layers trained at 10x the base learning rate in phase 1 (besides the head).
+
+        wsolevaluation (``main.py``, ``Trainer._FEATURE_PARAM_LAYER_PATTERNS`` and
+        ``_set_optimizer``) splits parameters by name, not by origin: VGG16 and InceptionV3 train
+        their new layers at 10x, ResNet50 trains all of ``layer4`` at 10x although it is
+        pretrained. The F-CAM code applies the same rule (fcam-wsol
+        ``dlib/process/instantiators.py``, ``_get_model_params_for_opt``). Default: the new layers.
+        """
+        return self.new_modules()
 
     def forward(self, x: Tensor) -> list[Tensor]:  # pragma: no cover - overridden
         """Features of ``x``; see the subclasses."""
@@ -121,6 +139,11 @@ class ResNet50Encoder(Encoder):
     def target_layer(self) -> nn.Module:
         """layer4 (output of its last bottleneck, after the ReLU)."""
         return self.layer4
+
+    def fast_lr_modules(self) -> list[nn.Module]:
+        """All of layer4 (pretrained, 14.96M parameters): wsolevaluation's ``'resnet':
+        ['layer4.', 'fc.']`` patterns select the 10x group for ResNet, not the 1x group."""
+        return [self.layer4]
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """Args: x: (B, 3, H, W) float32, ImageNet-normalised. Returns: the five maps above."""
@@ -219,32 +242,51 @@ class InceptionV3Encoder(Encoder):
     init_weights=False)`` (``transform_input`` False: inputs use ImageNet mean/std like the other
     backbones). Mixed_7*, the auxiliary head and the FC layer are dropped. Added ("new") layers:
     ``extra = [Dropout(0.5), Conv(768->1024, 3x3, pad 1), ReLU, Dropout(0.5),
-    Conv(1024->1024, 3x3, pad 1), ReLU]``; the CAM target is the last ReLU.
+    Conv(1024->1024, 3x3, pad 1), ReLU]``; the CAM target is the last ReLU. Both stem max-pools
+    are ``MaxPool2d(3, stride 2, padding 1, ceil_mode=True)`` and Conv2d_1a gets padding 1.
 
-    Padding, and why the map is 28x28 (not the authors' 29x29): we follow the reference
-    implementation of Choe et al. (wsolevaluation, ``InceptionCam`` with ``large_feature_map``):
-    Conv2d_1a gets padding 1 and both stem max-pools become ``MaxPool2d(3, stride 2, padding 1,
-    ceil_mode=True)``; Conv2d_2a and Conv2d_4a keep torchvision's padding 0, so the pretrained
-    3x3 filters see no extra zero border. At 224: 112 -> 110 -> 56 -> 54 -> 28. The F-CAM code
-    instead forces padding 1 on *every* 3x3 conv and max-pool (with ceil-mode pools), which gives
-    112 -> 112 -> 57 -> 57 -> 29. In general ``a = ceil(n/2) - 2``, ``b = ceil((a-1)/2) - 1``,
-    ``h = ceil((b-1)/2) + 1``: exactly n / 8 for n a multiple of 8.
+    Geometry (``geometry``):
 
-    ``forward(x: (B, 3, H, W))`` returns ``[Conv2d_2b (B, 64, 110), Conv2d_3b (B, 80, 56),
-    Mixed_5d (B, 288, 28), Mixed_6e (B, 768, 28), extra (B, 1024, 28)]`` (sizes at H = 224); the
-    decoder resizes its upsampled maps to each skip's size.
+    - ``"fcam-wsol"`` (default): the F-CAM code's encoder (fcam-wsol
+      ``dlib/encoders/inceptionv3.py``, ``InceptionV3Encoder.__init__``) sets padding 1 on *every*
+      3x3 conv, so Conv2d_2a and Conv2d_4a also get padding 1: 224 -> 112 -> 112 -> 57 -> 57 ->
+      29, a 29 x 29 deep map. The paper's InceptionV3 numbers (baselines and F-CAM) were produced
+      by that code, so fcam follows it (docs/fidelity.md).
+    - ``"wsolevaluation"``: Choe et al.'s ``InceptionCam`` with ``large_feature_map``: Conv2d_2a
+      and Conv2d_4a keep torchvision's padding 0, so the pretrained 3x3 filters see no extra
+      zero border: 224 -> 112 -> 110 -> 56 -> 54 -> 28.
+
+    ``forward(x: (B, 3, H, W))`` returns the F-CAM code's stages (``stage_idxs = (3, 5, 9, 15)``
+    over its ``features`` sequence): ``[Conv2d_2b (B, 64, 112), Conv2d_3b (B, 80, 57),
+    Mixed_5c (B, 288, 29), Mixed_6e (B, 768, 29), extra (B, 1024, 29)]`` (sizes at H = 224 with
+    the default geometry; 110, 56, 28, 28, 28 with wsolevaluation's). The 288-channel skip is the
+    output of Mixed_5c, not Mixed_5d: the authors' third stage ends after Mixed_5c. The decoder
+    resizes its upsampled maps to each skip's size.
+
+    Args:
+        geometry: one of :data:`INCEPTION_GEOMETRIES`.
+
+    Raises:
+        ConfigError: unknown ``geometry``.
     """
 
     backbone = "inceptionv3"
     imagenet_weights = Inception_V3_Weights.IMAGENET1K_V1
     dropped_prefixes = ("AuxLogits.", "Mixed_7", "fc.")
 
-    def __init__(self) -> None:
+    def __init__(self, geometry: str = "fcam-wsol") -> None:
         super().__init__()
+        if geometry not in INCEPTION_GEOMETRIES:
+            choices = ", ".join(INCEPTION_GEOMETRIES)
+            raise ConfigError(f"unknown InceptionV3 geometry {geometry!r}; expected one of {choices}")
+        self.geometry = geometry
         net = torchvision.models.inception_v3(
             weights=None, aux_logits=False, init_weights=False, transform_input=False
         )
         net.Conv2d_1a_3x3.conv.padding = (1, 1)
+        if geometry == "fcam-wsol":
+            net.Conv2d_2a_3x3.conv.padding = (1, 1)
+            net.Conv2d_4a_3x3.conv.padding = (1, 1)
         self.Conv2d_1a_3x3, self.Conv2d_2a_3x3, self.Conv2d_2b_3x3 = (
             net.Conv2d_1a_3x3,
             net.Conv2d_2a_3x3,
@@ -287,8 +329,8 @@ class InceptionV3Encoder(Encoder):
         """Args: x: (B, 3, H, W) float32, ImageNet-normalised. Returns: the five maps above."""
         f0 = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         f1 = self.Conv2d_3b_1x1(self.maxpool1(f0))
-        f2 = self.Mixed_5d(self.Mixed_5c(self.Mixed_5b(self.maxpool2(self.Conv2d_4a_3x3(f1)))))
-        f3 = self.Mixed_6e(self.Mixed_6d(self.Mixed_6c(self.Mixed_6b(self.Mixed_6a(f2)))))
+        f2 = self.Mixed_5c(self.Mixed_5b(self.maxpool2(self.Conv2d_4a_3x3(f1))))
+        f3 = self.Mixed_6e(self.Mixed_6d(self.Mixed_6c(self.Mixed_6b(self.Mixed_6a(self.Mixed_5d(f2))))))
         f4 = self.extra(f3)
         return [f0, f1, f2, f3, f4]
 

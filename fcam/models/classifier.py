@@ -17,7 +17,8 @@ from fcam.models.backbones import Encoder, build_encoder
 
 __all__ = ["NEW_LAYER_LR_MULT", "WSOLClassifier", "build_classifier"]
 
-#: Learning-rate factor of the layers trained from scratch (new encoder layers and the head).
+#: Learning-rate factor of the "classifier" group: the head and the encoder layers of
+#: :meth:`~fcam.models.backbones.Encoder.fast_lr_modules` (wsolevaluation's ``lr_classifier_ratio``).
 NEW_LAYER_LR_MULT = 10.0
 
 
@@ -74,24 +75,40 @@ class WSOLClassifier(nn.Module):
         return self.forward_features(x)[1]
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
-        """Optimizer parameter groups: torchvision layers at ``lr``, new layers and ``fc`` at 10 x lr.
+        """Optimizer parameter groups split as in wsolevaluation: "features" at ``lr``,
+        "classifier" at ``NEW_LAYER_LR_MULT * lr``.
 
-        Every parameter appears in exactly one group (whether or not it comes from ImageNet
-        weights: the split is by layer, as in Choe et al.).
+        The "classifier" group is ``fc`` plus :meth:`Encoder.fast_lr_modules
+        <fcam.models.backbones.Encoder.fast_lr_modules>`; this is wsolevaluation's rule
+        (``main.py``: ``_FEATURE_PARAM_LAYER_PATTERNS``, ``_set_optimizer``) written on fcam's
+        module names, and the F-CAM code uses the same rule (fcam-wsol
+        ``dlib/process/instantiators.py``):
+
+        - ResNet50: ``layer4.*`` and the head at 10x (about 15.4M parameters with 200 classes);
+        - VGG16: everything outside ``features.*`` at 10x (conv6 and the head);
+        - InceptionV3: everything outside ``Mixed*`` and ``Conv2d_1..4*`` at 10x (the two added
+          convs and the head).
+
+        Every parameter appears in exactly one group.
 
         Args:
             lr: base learning rate.
 
         Returns:
-            ``[{"name": "pretrained", "params": [...], "lr": lr},
-            {"name": "new", "params": [...], "lr": NEW_LAYER_LR_MULT * lr}]``.
+            ``[{"name": "features", "params": [...], "lr": lr},
+            {"name": "classifier", "params": [...], "lr": NEW_LAYER_LR_MULT * lr}]``, parameters
+            in ``named_parameters`` order.
         """
-        new_ids = {id(p) for m in self.encoder.new_modules() for p in m.parameters()}
-        new_ids |= {id(p) for p in self.fc.parameters()}
+        fast = [*self.encoder.fast_lr_modules(), self.fc]
+        fast_ids = {id(p) for m in fast for p in m.parameters()}
         params = list(self.parameters())
         return [
-            {"name": "pretrained", "params": [p for p in params if id(p) not in new_ids], "lr": lr},
-            {"name": "new", "params": [p for p in params if id(p) in new_ids], "lr": NEW_LAYER_LR_MULT * lr},
+            {"name": "features", "params": [p for p in params if id(p) not in fast_ids], "lr": lr},
+            {
+                "name": "classifier",
+                "params": [p for p in params if id(p) in fast_ids],
+                "lr": NEW_LAYER_LR_MULT * lr,
+            },
         ]
 
 

@@ -8,7 +8,8 @@ interpolated CAM at inference.
 
 Decoder architecture: the deepest encoder feature is the input; the shallower ones are skip
 connections used deepest-first. Block i: ``x = upsample_nearest_x2(x)``; if a skip is left, resize
-``x`` (nearest) to the skip's size when they differ and ``x = cat(x, skip)``; then two
+``x`` to the skip's size when they differ (bilinear, ``align_corners=True``, as the F-CAM code's
+``dlib/unet/decoder.py`` ``DecoderBlock``) and ``x = cat(x, skip)``; then two
 (3x3 conv without bias, BatchNorm, ReLU). Blocks beyond the available skips have none. A final 3x3
 conv gives 2 logit channels, bilinearly resized (align_corners False) to the input size.
 
@@ -21,6 +22,10 @@ resnet50    (256, 128, 64, 32, 16)   1024, 512, 256, 64    none                 
 vgg16       (256, 128, 64)           256, 128              2 x conv 1024->1024   23.12M
 inceptionv3 (256, 128, 64, 32, 16)   768, 288, 80, 64      none                  5.70M
 =========== ======================== ===================== ===================== ===========
+
+The skips are the F-CAM code's encoder stages (fcam-wsol ``dlib/encoders``, the U-Net drops
+their first, full-resolution feature): ResNet50 layer3, layer2, layer1 and the ReLU after conv1;
+VGG16 relu3_3 and relu2_2; InceptionV3 Mixed_6e, Mixed_5c, Conv2d_3b and Conv2d_2b.
 
 "Parameters" counts every parameter of :class:`UNetDecoder` (centre, blocks, BN affine, final
 conv) and matches the paper's 9.0M / 23.1M / 5.7M.
@@ -87,8 +92,10 @@ class _DecoderBlock(nn.Module):
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         if skip is not None:
             if x.shape[-2:] != skip.shape[-2:]:
-                # Stride-1 stages (and InceptionV3's odd sizes) make the skip smaller than 2x.
-                x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
+                # Stride-1 stages (and InceptionV3's odd sizes) make the skip smaller than 2x. The
+                # F-CAM code resizes bilinearly with align_corners=True (so 28 -> 56 -> 28 is not
+                # the identity that nearest would give, but a slight resampling); followed here.
+                x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=True)
             x = torch.cat([x, skip], dim=1)
         return self.conv2(self.conv1(x))
 

@@ -64,14 +64,36 @@ def test_hand_computed_maps(square_head, square_images, method, reference):
     torch.testing.assert_close(cams, expected, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("reference", [False, True], ids=["textbook", "reference"])
-def test_smoothgradcampp_without_noise_is_textbook_gradcampp(square_head, square_images, reference):
-    # std = 0: every pass sees the clean input, so D_p = g^p, the last pass is the clean one, and
-    # both variants reduce to the paper's Grad-CAM++ (not to the reference's sum ReLU(g)^3).
-    cams = compute_cams(square_head, square_images, LABELS, "smoothgradcampp",
-                        reference=reference, smooth_samples=3, smooth_std=0.0)
+def test_smoothgradcampp_without_noise_is_textbook_gradcampp(square_head, square_images):
+    # std = 0: every pass sees the clean input, so D_p = g^p and the variant reduces to the
+    # paper's Grad-CAM++ (not to the reference's sum ReLU(g)^3).
+    cams = compute_cams(
+        square_head, square_images, LABELS, "smoothgradcampp", smooth_samples=3, smooth_std=0.0
+    )
     expected = torch.tensor(EXPECTED["gradcampp"][0], dtype=torch.float32)
     torch.testing.assert_close(cams, expected, atol=1e-6, rtol=0)
+
+
+# The authors' Smooth-Grad-CAM++ (fcam-wsol dlib/cams/gradcam.py) without noise: alpha = g^2 /
+# (2 g^2 + T_c) with T_c = sum_ab g^3 A (the spatial sum of the product, not sum(A) g_ij^3).
+# Channel 0 (both images, g0 = A0 / 2 = [[1, .5], [0, .5]]): T0 = 1*2 + 1/8 + 1/8 = 9/4;
+# alpha = 1/(2 + 9/4) = 4/17 at g = 1, (1/4)/(1/2 + 9/4) = 1/11 at g = 1/2, 0 at g = 0;
+# W0 = 4/17 + 2 * (1/11) * (1/2) = 61/187. Image 0: ReLU(g1) = 0, W1 = 0 -> M = W0 A0.
+# Image 1: g1 = A1 / 4 = [[0, 0], [1/2, 1/4]], T1 = (1/8) 2 + (1/64) 1 = 17/64;
+# alpha = (1/4)/(1/2 + 17/64) = 16/49, (1/16)/(1/8 + 17/64) = 4/25; W1 = 8/49 + 1/25 = 249/1225.
+# M = W0 A0 + W1 A1 = [[2 W0, W0], [2 W1, W0 + W1]]; min W0, max 2 W0 -> [[1, 0], [2r - 1, r]],
+# r = W1 / W0 = (249 * 187) / (1225 * 61) = 46563 / 74725.
+_R = 46563 / 74725
+REFERENCE_SMOOTH_NO_NOISE = [[[1, 0.5], [0, 0.5]], [[1, 0], [2 * _R - 1, _R]]]
+
+
+def test_smoothgradcampp_reference_without_noise_by_hand(square_head, square_images):
+    cams = compute_cams(square_head, square_images, LABELS, "smoothgradcampp", reference=True,
+                        smooth_samples=3, smooth_std=0.0)
+    expected = torch.tensor(REFERENCE_SMOOTH_NO_NOISE, dtype=torch.float32)
+    torch.testing.assert_close(cams, expected, atol=1e-6, rtol=0)
+    # ... which is not the paper's Grad-CAM++ (the textbook variant's limit above).
+    assert (cams - torch.tensor(EXPECTED["gradcampp"][0])).abs().max() > 0.1
 
 
 def _minmax(maps):
@@ -93,11 +115,13 @@ def test_smoothgradcampp_closed_form_with_noise(square_head, square_images, monk
     w = square_head.fc.weight.detach()[LABELS][:, :, None, None]
     grads = [w * (square_images + e) / 2 for e in noises]
     d1, d2, d3 = (sum(g**p for g in grads) / 3 for p in (1, 2, 3))
-    alpha = d2 / (2 * d2 + square_images.sum(dim=(2, 3), keepdim=True) * d3)
     if reference:
+        # The authors': alpha's sum is sum_ab D3 A (clean A); last pass's gradient and activation.
+        alpha = d2 / (2 * d2 + (d3 * square_images).sum(dim=(2, 3), keepdim=True))
         weights = (alpha * grads[-1].clamp(min=0)).sum(dim=(2, 3), keepdim=True)
         activation = square_images + noises[-1]
     else:
+        alpha = d2 / (2 * d2 + square_images.sum(dim=(2, 3), keepdim=True) * d3)
         weights = (alpha * d1.clamp(min=0)).sum(dim=(2, 3), keepdim=True)
         activation = square_images
     expected = _minmax((weights * activation).sum(dim=1).clamp(min=0)).float()
@@ -129,11 +153,12 @@ def test_smoothgradcampp_noise_comes_from_the_generator(square_head, square_imag
     torch.testing.assert_close(first, again, atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("reference", [False, True], ids=["textbook", "reference"])
 @pytest.mark.parametrize("method", ["cam", "gradcam", "gradcampp", "smoothgradcampp", "xgradcam", "layercam"])
 @pytest.mark.parametrize("fill", [0.0, 3.0], ids=["zeros", "constant"])
-def test_constant_activation_gives_zeros(square_head, method, fill):
+def test_constant_activation_gives_zeros(square_head, method, fill, reference):
     # A constant A gives a constant map; an all-zero A makes every Grad-CAM++ / XGrad-CAM
     # denominator 0. Both must give all-zero maps, never NaN.
     images = torch.full((2, 2, 2, 2), fill, dtype=torch.float64)
-    cams = compute_cams(square_head, images, LABELS, method, smooth_std=0.0)
+    cams = compute_cams(square_head, images, LABELS, method, smooth_std=0.0, reference=reference)
     assert torch.equal(cams, torch.zeros(2, 2, 2))

@@ -116,11 +116,99 @@ def test_regions_match_skimage_and_scipy_on_random_cams():
         assert np.array_equal(ours_bg, cam <= cut)
 
 
-def test_background_ties_are_all_included():
+def _tied_cam() -> torch.Tensor:
+    """The square CAM with its 168 background pixels of columns 0-11 at exactly 0 (n = 57)."""
     cam = _square_cam()
-    cam[:, :12] = torch.where(cam[:, :12] < 1.0, 0.0, cam[:, :12])  # 228 pixels at exactly 0
-    _, bg = seed_regions(cam[None], bg_fraction=0.1)
+    cam[:, :12] = torch.where(cam[:, :12] < 1.0, 0.0, cam[:, :12])
+    return cam
+
+
+def _stable_sort_region(cam: torch.Tensor, fraction: float) -> torch.Tensor:
+    """The reference's C-: the first int(fraction * h * w) pixels of a stable ascending sort."""
+    flat = cam.flatten()
+    order = np.argsort(flat.numpy(), kind="stable")[: int(fraction * flat.numel())]
+    region = torch.zeros(flat.numel(), dtype=torch.bool)
+    region[torch.from_numpy(order)] = True
+    return region.reshape(cam.shape)
+
+
+def test_background_ties_are_all_included():
+    cam = _tied_cam()
+    _, bg = seed_regions(cam[None], bg_fraction=0.1)  # "include" is the default
     assert torch.equal(bg[0], cam == 0)
+    assert bg.sum() == 168  # 24 x 12 minus the square's 15 x 8
+
+
+def test_background_ties_exact_takes_n_pixels_in_raster_order():
+    cam = _tied_cam()
+    _, bg = seed_regions(cam[None], bg_fraction=0.1, bg_ties="exact")
+    assert bg.sum() == 57
+    # Zeros in raster order: rows 0-3 have 12 each (48); from row 4 the square covers cols 4-11,
+    # so rows 4 and 5 add cols 0-3 (56) and the 57th zero is row 6, col 0.
+    expected = torch.zeros(24, 24, dtype=torch.bool)
+    expected[:4, :12] = True
+    expected[4:6, :4] = True
+    expected[6, 0] = True
+    assert torch.equal(bg[0], expected)
+    assert torch.equal(bg[0], _stable_sort_region(cam, 0.1))
+
+
+def test_background_ties_on_a_relu_map_half_zero():
+    # A ReLU'd CAM: the left half is exactly 0 (a tie of 50% of the image at the cut).
+    cam = torch.zeros(20, 20, dtype=torch.float64)
+    cam[:, 10:] = torch.linspace(0.01, 1.0, 200, dtype=torch.float64).reshape(20, 10)
+    _, inc = seed_regions(cam[None], bg_fraction=0.1, bg_ties="include")
+    _, exact = seed_regions(cam[None], bg_fraction=0.1, bg_ties="exact")
+    assert inc.sum() == 200  # half the image instead of 10%
+    assert exact.sum() == 40
+    assert torch.equal(exact[0], _stable_sort_region(cam, 0.1))
+    assert exact[0, :4, :10].all()  # the top 4 rows of the tied half
+    assert exact.sum() == exact[0, :4, :10].sum()
+
+
+def test_background_ties_exact_equals_a_stable_sort_on_many_maps():
+    # Quantised maps: ties at every level, below and at the cut; per image in one batch.
+    gen = torch.Generator().manual_seed(5)
+    coarse = torch.rand(8, 1, 3, 3, generator=gen, dtype=torch.float64)
+    cams = F.interpolate(coarse, size=(30, 30), mode="bilinear", align_corners=False)[:, 0]
+    cams = (cams - cams.amin((1, 2), keepdim=True)) / (
+        cams.amax((1, 2), keepdim=True) - cams.amin((1, 2), keepdim=True)
+    )
+    cams = torch.floor(cams * torch.tensor([3, 5, 8, 16, 32, 2, 255, 1000.0])[:, None, None]) / 1000
+    cams[:, 0, 0] = 1.0  # never constant
+    for fraction in (0.05, 0.1, 0.3, 0.7, 1.0):
+        _, inc = seed_regions(cams, bg_fraction=fraction, bg_ties="include")
+        _, exact = seed_regions(cams, bg_fraction=fraction, bg_ties="exact")
+        for cam, ours, wide in zip(cams, exact, inc, strict=True):
+            assert ours.sum() == int(fraction * 900)
+            assert torch.equal(ours, _stable_sort_region(cam, fraction))
+            assert not (ours & ~wide).any()  # exact is a subset of include
+
+
+def test_background_ties_exact_in_float32_and_without_ties():
+    cam = _square_cam().to(torch.float32)  # all background values distinct: both rules agree
+    _, inc = seed_regions(cam[None], bg_fraction=0.1, bg_ties="include")
+    _, exact = seed_regions(cam[None], bg_fraction=0.1, bg_ties="exact")
+    assert torch.equal(inc, exact)
+    assert exact.sum() == 57
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_background_ties_exact_on_cuda_matches_cpu_and_torch_sort():
+    cam = _tied_cam().to(torch.float32)
+    cams = torch.stack([cam, cam.flip(0), cam.T.contiguous()])
+    _, cpu = seed_regions(cams, bg_fraction=0.1, bg_ties="exact")
+    _, gpu = seed_regions(cams.cuda(), bg_fraction=0.1, bg_ties="exact")
+    assert gpu.device.type == "cuda"
+    assert torch.equal(gpu.cpu(), cpu)
+    # The reference's own call on a 224 x 224 map (a slice > 4096 goes through the stable sort).
+    big = F.interpolate(cam[None, None], size=(224, 224), mode="nearest")[0, 0].cuda()
+    _, ours = seed_regions(big[None], bg_fraction=0.1, bg_ties="exact")
+    _, order = torch.sort(big.view(-1), dim=0, descending=False)
+    ref = torch.zeros(224 * 224, dtype=torch.bool, device="cuda")
+    ref[order[: int(0.1 * 224 * 224)]] = True
+    assert torch.equal(ours[0].flatten(), ref)
 
 
 def test_clipped_thresholds():
@@ -153,6 +241,8 @@ def test_region_arguments_are_checked():
         seed_regions(torch.rand(1, 4, 4), erosion=4)
     with pytest.raises(ValueError, match="cams"):
         seed_regions(torch.rand(4, 4))
+    with pytest.raises(ValueError, match="bg_ties must be one of include, exact, got 'raster'"):
+        seed_regions(torch.rand(1, 4, 4), bg_ties="raster")
 
 
 def _regions(n_batch: int = 3) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,16 +17,21 @@ from fcam.models.backbones import _InceptionBStride1
 SHAPES_224 = {
     "resnet50": [(64, 112), (256, 56), (512, 28), (1024, 28), (2048, 28)],
     "vgg16": [(128, 112), (256, 56), (1024, 28)],
-    "inceptionv3": [(64, 110), (80, 56), (288, 28), (768, 28), (1024, 28)],
+    "inceptionv3": [(64, 112), (80, 57), (288, 29), (768, 29), (1024, 29)],  # the F-CAM code's
 }
+DEEP_224 = {"resnet50": 28, "vgg16": 28, "inceptionv3": 29}
 
 
-def deep_size(backbone: str, n: int) -> int:
+def deep_size(backbone: str, n: int, geometry: str = "fcam-wsol") -> int:
     """The documented side of the deep map for an input side n."""
     if backbone == "resnet50":
         return math.ceil(n / 8)
     if backbone == "vgg16":
         return n // 8
+    if geometry == "fcam-wsol":
+        a = math.ceil(n / 2)
+        b = a // 2 + 1
+        return b // 2 + 1
     a = math.ceil(n / 2) - 2
     b = math.ceil((a - 1) / 2) - 1
     return math.ceil((b - 1) / 2) + 1
@@ -41,7 +46,8 @@ def test_full_resolution_shapes_at_224(classifiers, backbone):
         seg = build_decoder(backbone, clf.encoder.out_channels).eval()(feats, (224, 224))
     assert [(f.shape[1], f.shape[2]) for f in feats] == SHAPES_224[backbone]
     assert all(f.shape[0] == 1 and f.shape[2] == f.shape[3] for f in feats)
-    assert tuple(feats[-1].shape) == (1, clf.encoder.out_channels[-1], 28, 28)
+    side = DEEP_224[backbone]
+    assert tuple(feats[-1].shape) == (1, clf.encoder.out_channels[-1], side, side)
     assert tuple(logits.shape) == (1, 200)
     assert tuple(seg.shape) == (1, 2, 224, 224)
     assert torch.isfinite(seg).all()
@@ -55,15 +61,18 @@ def test_deep_map_size_mapping(classifiers, backbone, n, batch, expected):
         feats = enc(torch.randn(batch, 3, n, n))
     h = feats[-1].shape[-1]
     assert h == deep_size(backbone, n)
-    if expected is not None:  # multiples of 8 map to n / 8 for every backbone
+    if expected is not None and backbone != "inceptionv3":  # multiples of 8 map to n / 8
         assert h == expected
+    if expected is not None and backbone == "inceptionv3":  # the F-CAM code's geometry: n / 8 + 1
+        assert h == expected + 1
     assert tuple(f.shape[1] for f in feats) == enc.out_channels
     assert all(f.shape[0] == batch for f in feats)
 
 
 def test_non_multiple_of_8_sizes_differ_by_backbone(classifiers):
     sizes = {b: deep_size(b, 100) for b in BACKBONES}
-    assert sizes == {"resnet50": 13, "vgg16": 12, "inceptionv3": 12}
+    assert sizes == {"resnet50": 13, "vgg16": 12, "inceptionv3": 14}
+    assert deep_size("inceptionv3", 100, "wsolevaluation") == 12
 
 
 def test_deep_map_is_rectangular_for_rectangular_input(classifiers):
@@ -136,6 +145,46 @@ def test_inceptionv3_layout(classifiers):
     ]
     assert enc.target_layer is extra[-1]
     assert enc.new_modules() == [enc.extra]
+
+
+def test_inceptionv3_geometries():
+    # The F-CAM code pads every 3x3 conv (29 x 29 at 224); wsolevaluation keeps Conv2d_2a and
+    # Conv2d_4a at padding 0 (28 x 28). Same parameters either way.
+    authors, choe = InceptionV3Encoder(), InceptionV3Encoder(geometry="wsolevaluation")
+    assert authors.geometry == "fcam-wsol"
+    assert (authors.Conv2d_2a_3x3.conv.padding, authors.Conv2d_4a_3x3.conv.padding) == ((1, 1), (1, 1))
+    assert (choe.Conv2d_2a_3x3.conv.padding, choe.Conv2d_4a_3x3.conv.padding) == ((0, 0), (0, 0))
+    assert authors.Conv2d_1a_3x3.conv.padding == choe.Conv2d_1a_3x3.conv.padding == (1, 1)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        sizes = {name: [f.shape[-1] for f in enc.eval()(x)] for name, enc in (("a", authors), ("c", choe))}
+    assert sizes == {"a": [112, 57, 29, 29, 29], "c": [110, 56, 28, 28, 28]}
+    for n in (64, 96, 100, 224, 256):
+        with torch.no_grad():
+            side = choe(torch.randn(1, 3, n, n))[-1].shape[-1]
+        assert side == deep_size("inceptionv3", n, "wsolevaluation")
+    assert sum(p.numel() for p in authors.parameters()) == sum(p.numel() for p in choe.parameters())
+    with pytest.raises(ConfigError, match="unknown InceptionV3 geometry 'big'"):
+        InceptionV3Encoder(geometry="big")
+
+
+def test_inceptionv3_skip_taps_are_the_authors_stages(classifiers):
+    # The authors' stages end after Conv2d_2b, Conv2d_3b, Mixed_5c (not Mixed_5d), Mixed_6e, SPG_A3_2b.
+    enc = classifiers["inceptionv3"].encoder
+    seen = {}
+    names = ("Conv2d_2b_3x3", "Conv2d_3b_1x1", "Mixed_5c", "Mixed_6e", "extra")
+    handles = [
+        getattr(enc, n).register_forward_hook(lambda _m, _i, out, n=n: seen.__setitem__(n, out))
+        for n in names
+    ]
+    try:
+        with torch.no_grad():
+            feats = enc(torch.randn(1, 3, 64, 64))
+    finally:
+        for h in handles:
+            h.remove()
+    for name, feat in zip(names, feats, strict=True):
+        assert seen[name] is feat
 
 
 def test_inception_mixed_6a_keeps_spatial_size():

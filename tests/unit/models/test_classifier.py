@@ -1,4 +1,4 @@
-"""WSOLClassifier: parameter counts, logits = fc(GAP(features)), target layer, parameter groups."""
+"""WSOLClassifier: parameter counts, logits = fc(GAP(features)), target layer (groups: test_lr_groups)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 from fcam.constants import BACKBONES
 from fcam.errors import ConfigError
-from fcam.models import NEW_LAYER_LR_MULT, WSOLClassifier, build_classifier, build_encoder
+from fcam.models import WSOLClassifier, build_classifier, build_encoder
 
 #: Published classifier sizes (millions, 200 classes), docs/method.md §3.
 PAPER_CLASSIFIER_MPARAMS = {"vgg16": 19.6, "inceptionv3": 25.6, "resnet50": 23.9}
@@ -61,34 +61,6 @@ def test_head_init(classifiers):
     fc = classifiers["resnet50"].fc
     assert torch.count_nonzero(fc.bias) == 0
     assert 0.009 < fc.weight.std().item() < 0.011
-
-
-@pytest.mark.parametrize("backbone", BACKBONES)
-def test_param_groups_cover_every_parameter_once(classifiers, backbone):
-    clf = classifiers[backbone]
-    groups = clf.param_groups(0.0017)
-    assert [g["name"] for g in groups] == ["pretrained", "new"]
-    assert groups[0]["lr"] == 0.0017
-    assert groups[1]["lr"] == pytest.approx(0.0017 * NEW_LAYER_LR_MULT)
-    ids = [id(p) for g in groups for p in g["params"]]
-    assert len(ids) == len(set(ids))
-    assert set(ids) == {id(p) for p in clf.parameters()}
-    new = {id(p) for p in groups[1]["params"]}
-    expected_new = {id(p) for p in clf.fc.parameters()}
-    expected_new |= {id(p) for m in clf.encoder.new_modules() for p in m.parameters()}
-    assert new == expected_new
-
-
-def test_param_groups_by_backbone(classifiers):
-    sizes = {b: len(c.param_groups(1.0)[1]["params"]) for b, c in classifiers.items()}
-    # fc (w, b); + conv6 (w, b); + two convs (w, b each)
-    assert sizes == {"resnet50": 2, "vgg16": 4, "inceptionv3": 6}
-
-
-def test_param_groups_drive_an_optimizer(classifiers):
-    clf = classifiers["resnet50"]
-    opt = torch.optim.SGD(clf.param_groups(0.01), lr=0.01, momentum=0.9)
-    assert [g["lr"] for g in opt.param_groups] == [0.01, pytest.approx(0.1)]
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.0, True, "200"])

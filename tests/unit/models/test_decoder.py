@@ -69,10 +69,11 @@ def test_upsample_resize_and_concat_by_hand():
     deep = torch.arange(1.0, 10.0).reshape(1, 1, 3, 3)  # positive: the ReLUs are identities
     skip = torch.full((1, 1, 5, 5), 7.0)
     out = decoder([skip, deep], (5, 5))
-    # x2 nearest: 3 -> 6, then nearest 6 -> 5 picks rows/cols floor(i * 6 / 5) = 0,1,2,3,4 of the
-    # 6-grid, i.e. source rows/cols 0,0,1,1,2 of the 3x3 map.
-    src = [0, 0, 1, 1, 2]
-    expected_up = torch.tensor([[deep[0, 0, r, c].item() for c in src] for r in src])
+    # x2 nearest: 3 -> 6 (rows/cols d0 d0 d1 d1 d2 d2), then bilinear with align_corners=True
+    # 6 -> 5 (the F-CAM code's DecoderBlock) samples the 6-grid at i * 5/4 = 0, 1.25, 2.5, 3.75, 5:
+    # d0, 0.75 d0 + 0.25 d1, d1, 0.25 d1 + 0.75 d2, d2 along each axis.
+    rows = torch.tensor([[1, 0, 0], [0.75, 0.25, 0], [0, 1, 0], [0, 0.25, 0.75], [0, 0, 1]])
+    expected_up = rows @ deep[0, 0] @ rows.T
     scale = BN_SCALE**2  # two conv-BN-ReLU in the block
     torch.testing.assert_close(out[0, 0], expected_up * scale)  # channel 0: upsampled deep map
     torch.testing.assert_close(out[0, 1], torch.full((5, 5), 7.0) * scale)  # channel 1: the skip
