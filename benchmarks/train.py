@@ -23,7 +23,6 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,9 +32,10 @@ from fcam.constants import BACKBONES, IMAGENET_MEAN, IMAGENET_STD
 from fcam.io import save_json
 from fcam.losses import REFERENCE_TERMS, FCAMLoss
 from fcam.models import FCAM, build_classifier, build_decoder
+from fcam.pipeline.sections import SeedParams
 from fcam.timing import benchmark_parser, device_name, parse_benchmark_args, provenance, time_run
 from fcam.train.classifier import classifier_step
-from fcam.train.decoder import DecoderConfig, decoder_step
+from fcam.train.decoder import decoder_step
 
 logger = logging.getLogger("benchmarks.train")
 
@@ -67,15 +67,12 @@ def _step_runs(
     dec_opt = torch.optim.SGD([p for p in fcam.parameters() if p.requires_grad], lr=0.001, momentum=0.9)
     # The paper's loss (docs/method.md §6): every term, its CRF settings.
     criterion = FCAMLoss(REFERENCE_TERMS, crf_sigma_rgb=15.0, crf_sigma_xy=100.0)
-    seeds_cfg = DecoderConfig(
-        ds="", backbone=backbone, method="", classifier=Path(), cams=Path(), dataset_root=Path(),
-        metadata_root=Path(), out_dir=Path(),
-    )
+    seeds = SeedParams(n_fg=1, n_bg=1, bg_ties="exact", erosion=11, dilation=3)  # the paper's seeds
     seed_gen = torch.Generator(device=device).manual_seed(1)
     return {
         "classifier": lambda: classifier_step(classifier, clf_opt, images, labels),
         "decoder": lambda: decoder_step(
-            fcam, dec_opt, criterion, images, raw, cams, seeds_cfg, epoch=0, t=1.0, generator=seed_gen
+            fcam, dec_opt, criterion, images, raw, cams, seeds, bg_fraction=0.1, epoch=0, t=1.0, generator=seed_gen
         ),
     }
 

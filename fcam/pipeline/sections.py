@@ -63,6 +63,7 @@ class SeedParams:
 
     n_fg: int
     n_bg: int
+    bg_ties: str
     erosion: int
     dilation: int
 

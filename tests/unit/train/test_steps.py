@@ -39,7 +39,7 @@ def test_decoder_step_trains_the_decoder_only():
     raw, images, _ = _batch()
     cams = torch.zeros(4, 32, 32)
     cams[:, 8:24, 8:24] = 1.0
-    seeds = SeedParams(n_fg=1, n_bg=1, erosion=3, dilation=3)
+    seeds = SeedParams(n_fg=1, n_bg=1, bg_ties="include", erosion=3, dilation=3)
     criterion = FCAMLoss(
         (LossTerm("pce", 1.0), LossTerm("crf", 1e-6), LossTerm("size", 0.1)), crf_sigma_xy=10.0
     )
