@@ -92,8 +92,9 @@ def verify_file(source: Source, path: Path) -> str:
 def _unverifiable_error(source: Source, final: Path) -> DownloadError:
     return DownloadError(
         f"{source.filename}: no checksum is published for this file ({source.url}), so fcam cannot "
-        f"check it; rerun with --no-verify (allow_unverified=True) to accept it unverified "
-        f"(its sha256 is logged), or place a copy you trust at {final}"
+        f"check it; set download.<ds>.allow_unverified: true in the parameter file (or pass --no-verify "
+        f"to fcam data import) to accept it unverified (its sha256 is logged), or place a copy you "
+        f"trust at {final}"
     )
 
 

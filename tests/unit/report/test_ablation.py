@@ -12,7 +12,7 @@ from fcam.errors import ConfigError, DataError
 from fcam.report.ablation import ablation_tex, write_ablation
 from fcam.report.results import Grid, load_results
 
-VARIANTS = ("pce", "pce_crf", "pce_size", "full")
+VARIANTS = ("pce", "pce_crf", "pce_size", "fcam")
 
 
 def _metrics(kind: str, value: float) -> dict[str, float]:
@@ -48,18 +48,18 @@ def test_table_rows_mean_std_and_bold(tmp_path: Path, write_metrics) -> None:
         "pce": {"synth_boxes": [40.0, 42.0, 44.0], "synth_masks": [50.0, 50.0, 50.0]},
         "pce_crf": {"synth_boxes": [61.0, 62.0, 60.78], "synth_masks": [48.0, 47.0, 49.0]},
         "pce_size": {"synth_boxes": [55.0, 55.0, 55.0], "synth_masks": [52.0, 53.0, 52.5]},
-        "full": {"synth_boxes": [61.0, 61.0, 61.72], "synth_masks": [51.0, 50.0, 52.0]},
+        "fcam": {"synth_boxes": [61.0, 61.0, 61.72], "synth_masks": [51.0, 50.0, 52.0]},
     }
     paths = _write(write_metrics, tmp_path, values, (0, 1, 2))
     grid = Grid(("synth_boxes", "synth_masks"), ("resnet50",), ("cam",), (0, 1, 2), variants=VARIANTS)
     tex = ablation_tex(load_results(paths, grid))
     rows = _rows(tex)
-    assert list(rows) == ["Loss", "PCE", "PCE + CRF", "PCE + size", "PCE + CRF + size"]
+    assert list(rows) == ["Loss", "PCE", "PCE + CRF", "PCE + size", "PCE + CRF + size (F-CAM)"]
     assert rows["Loss"] == "Synth-Boxes (MaxBoxAcc) & Synth-Masks (PxAP)"
     assert rows["PCE"] == r"42.0 $\pm$ 2.0 & 50.0 $\pm$ 0.0"
     # 61, 62, 60.78: mean 61.26, std sqrt(0.4228) = 0.65; 61, 61, 61.72: mean 61.24 prints below 61.3
     assert rows["PCE + CRF"] == r"\textbf{61.3} $\pm$ 0.7 & 48.0 $\pm$ 1.0"
-    assert rows["PCE + CRF + size"] == r"61.2 $\pm$ 0.4 & 51.0 $\pm$ 1.0"
+    assert rows["PCE + CRF + size (F-CAM)"] == r"61.2 $\pm$ 0.4 & 51.0 $\pm$ 1.0"
     assert rows["PCE + size"] == r"55.0 $\pm$ 0.0 & \textbf{52.5} $\pm$ 0.5"
     assert r"over $n = 3$ seeds (0, 1, 2)" in tex
     out = write_ablation(paths, tmp_path / "reports" / "ablation.tex", grid=grid)
