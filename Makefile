@@ -22,7 +22,7 @@ setup: $(BIN)/fcam  ## install fcam and its pinned dependencies into .venv; prep
 	@$(BIN)/dvc remote list | grep -q . || $(BIN)/dvc remote add --local -d local "$(DVC_REMOTE)" >/dev/null
 
 demo: setup  ## run the default pipeline (synthetic benchmark) up to reports/table1.tex
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default reports/table1.tex
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) reports/table1.tex
 
 test: setup  ## fast unit tests, then the slow end-to-end tests (the real DAG on the smoke preset)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q
