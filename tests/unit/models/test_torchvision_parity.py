@@ -250,7 +250,9 @@ def test_torchvision_model_state_dict_loads_key_for_key(name):
 
 
 @pytest.mark.parametrize("name", list(PAIRS))
-@pytest.mark.parametrize(("batch", "size"), [(2, (36, 36)), (2, (40, 40)), (1, (37, 45))])
+@pytest.mark.parametrize(
+    ("batch", "size"), [(2, (36, 36)), (2, (40, 40)), (1, (37, 45))], ids=["36", "40", "37x45"]
+)
 def test_features_equal_torchvision_built(pairs, name, batch, size):
     fcam_enc, legacy = pairs[name]
     x = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(2))
