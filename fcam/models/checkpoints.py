@@ -46,7 +46,7 @@ def load_classifier(path: Path, device: torch.device) -> WSOLClassifier:
     Raises:
         CheckpointError: missing or unreadable file, not a classifier, or weights that do not fit.
     """
-    from fcam.models import build_classifier  # torchvision: only jobs that build a network pay it
+    from fcam.models import build_classifier  # only jobs that build a network import the models
 
     ckpt = load_checkpoint(path, map_location=device)
     if ckpt.get("kind") != "classifier":
