@@ -25,6 +25,9 @@ __all__ = ["register", "run_stage"]
 
 log = logging.getLogger(__name__)
 
+#: Stages whose MLflow run is opened live: training jobs log a curve per epoch while they run.
+_LIVE_RUNS = frozenset({"classifier", "decoder", "ablation_decoder"})
+
 _WILDCARD_HELP = {
     "ds": "dataset",
     "backbone": "backbone",
@@ -59,10 +62,13 @@ def run_stage(stage: str, args: argparse.Namespace) -> None:
     runner = getattr(importlib.import_module(module), function)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(spec.threads)
-    from fcam.tracking import tracked_run
+    from fcam.tracking import PIPELINE_RUN_ENV, tracked_run
 
     tags = {**spec.tags, "job": spec.name, "preset": spec.preset}
-    with tracked_run(stage, tags=tags, params=spec.config, job=spec.name) as run:
+    # A short job under Snakemake defers its MLflow run (written when the pipeline run ends or a
+    # training job starts): importing MLflow would cost it more than its work.
+    defer = stage not in _LIVE_RUNS and bool(os.environ.get(PIPELINE_RUN_ENV))
+    with tracked_run(stage, tags=tags, params=spec.config, job=spec.name, defer=defer) as run:
         runner(spec, run)
     if dvc_stage:
         from fcam.pipeline.handoff import record_for_snakemake

@@ -11,7 +11,9 @@ __all__ = ["register"]
 
 
 def _ui(a: argparse.Namespace) -> None:
-    from fcam.tracking import ui_command, ui_start_url
+    from fcam.tracking import flush_deferred_runs, ui_command, ui_start_url
+
+    flush_deferred_runs(a.tracking_uri)  # short jobs' runs a pipeline run left in the spool
 
     cmd = ui_command(host=a.host, port=a.port, tracking_uri=a.tracking_uri)
     sys.stderr.write(f"fcam ui: open {ui_start_url(host=a.host, port=a.port, tracking_uri=a.tracking_uri)}\n")

@@ -305,7 +305,8 @@ def validate_params(
                     leaf = sorted(both)[0]
                     raise err(
                         ["backbones", bb, section, *leaf],
-                        f"also set by {_key(['datasets', ds, section, *leaf])}; set it in one place (no precedence)",
+                        f"also set by {_key(['datasets', ds, section, *leaf])}; "
+                        "set it in one place (no precedence)",
                     )
     for section in OVERRIDABLE:
         for scope in ("datasets", "backbones"):

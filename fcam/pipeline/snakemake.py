@@ -25,6 +25,7 @@ __all__ = [
     "constraints",
     "ensure_fcam_on_path",
     "gpu_units",
+    "on_error",
     "on_start",
     "on_success",
 ]
@@ -142,15 +143,27 @@ def on_start() -> str:
 
     run_id = begin_pipeline_run()
     ended = end_orphaned_runs()
-    log.info("pipeline run %s%s", run_id, f"; ended {len(ended)} orphaned MLflow runs as KILLED" if ended else "")
+    log.info(
+        "pipeline run %s%s", run_id, f"; ended {len(ended)} orphaned MLflow runs as KILLED" if ended else ""
+    )
     return run_id
 
 
 def on_success(
     pipeline: Pipeline, jobs: Iterable[Any], *, params_file: str, overrides: Sequence[str]
 ) -> None:
-    """Run when a Snakemake run succeeded: hand what it built over to DVC."""
+    """Run when a Snakemake run succeeded: write the short jobs' deferred MLflow runs, and hand
+    what it built over to DVC."""
     from fcam.pipeline.handoff import commit_to_dvc
+    from fcam.tracking import flush_deferred_runs
 
+    flush_deferred_runs()
     built = [(job.rule.name, dict(job.wildcards_dict)) for job in jobs]
     commit_to_dvc(pipeline, built, params_file=params_file, overrides=overrides)
+
+
+def on_error() -> None:
+    """Run when a Snakemake run failed: the runs of the jobs that did finish still reach MLflow."""
+    from fcam.tracking import flush_deferred_runs
+
+    flush_deferred_runs()

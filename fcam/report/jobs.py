@@ -64,7 +64,6 @@ def run_table2(spec: JobSpec, tracker: Any) -> None:
 def run_comparison(spec: JobSpec, tracker: Any) -> None:
     """The comparison with the paper (it also reads the curves.json beside each metrics.json)."""
     from fcam.report.comparison import write_comparison
-
     from fcam.report.html import markdown_to_html, write_html
 
     out = write_comparison(

@@ -115,7 +115,9 @@ def decoder_step(
     Returns:
         The total loss and each active term's unweighted value.
     """
-    fg_region, bg_region = seed_regions(cams, bg_fraction=bg_fraction, erosion=seeds.erosion, bg_ties=seeds.bg_ties)
+    fg_region, bg_region = seed_regions(
+        cams, bg_fraction=bg_fraction, erosion=seeds.erosion, bg_ties=seeds.bg_ties
+    )
     seed_map = sample_seeds(
         fg_region, bg_region, n_fg=seeds.n_fg, n_bg=seeds.n_bg, dilation=seeds.dilation, generator=generator
     )

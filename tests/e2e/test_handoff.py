@@ -59,12 +59,21 @@ def test_snakemake_and_dvc_hand_off(tmp_path: Path) -> None:
     params = yaml.safe_load((ws / "params.yaml").read_text())
     params["decoder"]["lr"] = params["decoder"]["lr"] / 2
     (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # A dry run lists the stages whose inputs changed now; what they feed is known once they ran.
     planned = _stages(_run([dvc, "repro", "--dry"], ws))
     downstream = {
-        "decoder", "evaluate_fcam", "table1", "table2", "comparison", "figures", "paper",
-        "ablation_decoder", "ablation_evaluate", "ablation_table",
+        "decoder",
+        "evaluate_fcam",
+        "table1",
+        "table2",
+        "comparison",
+        "figures",
+        "paper",
+        "ablation_decoder",
+        "ablation_evaluate",
+        "ablation_table",
     }
-    assert {"decoder", "evaluate_fcam", "ablation_decoder"} <= planned <= downstream
+    assert {"decoder", "ablation_decoder"} <= planned <= downstream
     ran = _stages(_run([dvc, "repro"], ws))
     assert {"decoder", "evaluate_fcam", "ablation_decoder"} <= ran <= downstream
     assert "Data and pipelines are up to date." in _run([dvc, "status"], ws)

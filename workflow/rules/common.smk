@@ -45,3 +45,7 @@ onstart:
 
 onsuccess:
     fs.on_success(PIPELINE, workflow.dag.jobs, params_file=PARAMS_FILE, overrides=OVERRIDES)
+
+
+onerror:
+    fs.on_error()
