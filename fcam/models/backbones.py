@@ -44,6 +44,7 @@ from fcam.models.blocks import (
     InceptionC,
     make_resnet_stage,
     make_vgg_layers,
+    scaled,
 )
 from fcam.models.pretrained import IMAGENET_WEIGHTS, ImageNetWeights, load_imagenet_weights
 
@@ -166,24 +167,27 @@ class ResNet50Encoder(Encoder):
     imagenet_weights = IMAGENET_WEIGHTS["resnet50"]
     dropped_prefixes = ("fc.",)
 
-    def __init__(self) -> None:
+    def __init__(self, width: float = 1.0) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        c = [scaled(n, width) for n in (64, 128, 256, 512)]
+        self.width = width
+        self.conv1 = nn.Conv2d(3, c[0], kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(c[0])
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = make_resnet_stage(64, 64, blocks=3, stride=1)
-        self.layer2 = make_resnet_stage(256, 128, blocks=4, stride=2)
-        self.layer3 = make_resnet_stage(512, 256, blocks=6, stride=1)  # torchvision: stride 2
-        self.layer4 = make_resnet_stage(1024, 512, blocks=3, stride=1)  # torchvision: stride 2
-        _skip_default_init(_FC_1000_NUMEL)  # torchvision's fc, built here before its init loop
+        self.layer1 = make_resnet_stage(c[0], c[0], blocks=3, stride=1)
+        self.layer2 = make_resnet_stage(4 * c[0], c[1], blocks=4, stride=2)
+        self.layer3 = make_resnet_stage(4 * c[1], c[2], blocks=6, stride=1)  # torchvision: stride 2
+        self.layer4 = make_resnet_stage(4 * c[2], c[3], blocks=3, stride=1)  # torchvision: stride 2
+        if width == 1.0:
+            _skip_default_init(_FC_1000_NUMEL)  # torchvision's fc, built here before its init loop
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 _init_conv_relu(m)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        self.out_channels = (64, 256, 512, 1024, 2048)
+        self.out_channels = (c[0], 4 * c[0], 4 * c[1], 4 * c[2], 4 * c[3])
 
     @property
     def target_layer(self) -> nn.Module:
@@ -223,18 +227,20 @@ class VGG16Encoder(Encoder):
     _removed_pools = ("23", "30")  # pool4, pool5 in torchvision's vgg16().features
     _taps = ("8", "15")  # ReLUs after conv2_2 and conv3_3
 
-    def __init__(self) -> None:
+    def __init__(self, width: float = 1.0) -> None:
         super().__init__()
-        full = make_vgg_layers(VGG16_CFG)  # torchvision's vgg16().features, child names included
+        self.width = width
+        full = make_vgg_layers(VGG16_CFG, width)  # torchvision's vgg16().features, child names included
         kept = [(name, m) for name, m in full.named_children() if name not in self._removed_pools]
         self.features = nn.Sequential(OrderedDict(kept))
-        self.conv6 = nn.Conv2d(512, 1024, kernel_size=3, padding=1)
+        c128, c256, c512, c1024 = (scaled(n, width) for n in (128, 256, 512, 1024))
+        self.conv6 = nn.Conv2d(c512, c1024, kernel_size=3, padding=1)
         # Not in place: CAM backward hooks on the target layer must not see their input overwritten.
         self.relu6 = nn.ReLU(inplace=False)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 _init_conv_relu(m)
-        self.out_channels = (128, 256, 1024)
+        self.out_channels = (c128, c256, c1024)
 
     @property
     def target_layer(self) -> nn.Module:
@@ -289,6 +295,7 @@ class InceptionV3Encoder(Encoder):
 
     Args:
         geometry: one of :data:`INCEPTION_GEOMETRIES`.
+        width: channel multiplier of every conv (1: the paper's network).
 
     Raises:
         ConfigError: unknown ``geometry``.
@@ -298,45 +305,51 @@ class InceptionV3Encoder(Encoder):
     imagenet_weights = IMAGENET_WEIGHTS["inceptionv3"]
     dropped_prefixes = ("AuxLogits.", "Mixed_7", "fc.")
 
-    def __init__(self, geometry: str = "fcam-wsol") -> None:
+    def __init__(self, geometry: str = "fcam-wsol", width: float = 1.0) -> None:
         super().__init__()
         if geometry not in INCEPTION_GEOMETRIES:
             choices = ", ".join(INCEPTION_GEOMETRIES)
             raise ConfigError(f"unknown InceptionV3 geometry {geometry!r}; expected one of {choices}")
-        self.geometry = geometry
+        self.geometry, self.width = geometry, width
+
+        def s(n: int) -> int:
+            return scaled(n, width)
+
         pad = 1 if geometry == "fcam-wsol" else 0  # of Conv2d_2a and Conv2d_4a
-        self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2, padding=1)  # torchvision: pad 0
-        self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3, padding=pad)
-        self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
+        self.Conv2d_1a_3x3 = BasicConv2d(3, s(32), kernel_size=3, stride=2, padding=1)  # torchvision: pad 0
+        self.Conv2d_2a_3x3 = BasicConv2d(s(32), s(32), kernel_size=3, padding=pad)
+        self.Conv2d_2b_3x3 = BasicConv2d(s(32), s(64), kernel_size=3, padding=1)
         # torchvision: MaxPool2d(3, stride=2), no padding, floor mode.
         self.maxpool1 = nn.MaxPool2d(kernel_size=3, stride=2, padding=1, ceil_mode=True)
-        self.Conv2d_3b_1x1 = BasicConv2d(64, 80, kernel_size=1)
-        self.Conv2d_4a_3x3 = BasicConv2d(80, 192, kernel_size=3, padding=pad)
+        self.Conv2d_3b_1x1 = BasicConv2d(s(64), s(80), kernel_size=1)
+        self.Conv2d_4a_3x3 = BasicConv2d(s(80), s(192), kernel_size=3, padding=pad)
         self.maxpool2 = nn.MaxPool2d(kernel_size=3, stride=2, padding=1, ceil_mode=True)
-        self.Mixed_5b = InceptionA(192, pool_features=32)
-        self.Mixed_5c = InceptionA(256, pool_features=64)
-        self.Mixed_5d = InceptionA(288, pool_features=64)
-        self.Mixed_6a = InceptionB(288, stride=1)  # torchvision: stride 2
-        self.Mixed_6b = InceptionC(768, channels_7x7=128)
-        self.Mixed_6c = InceptionC(768, channels_7x7=160)
-        self.Mixed_6d = InceptionC(768, channels_7x7=160)
-        self.Mixed_6e = InceptionC(768, channels_7x7=192)
-        # torchvision's Mixed_7a (InceptionD(768)), Mixed_7b, Mixed_7c (InceptionE(1280), (2048)), fc.
-        _skip_default_init(
-            _inception_d_numel(768) + _inception_e_numel(1280) + _inception_e_numel(2048) + _FC_1000_NUMEL
-        )
+        self.Mixed_5b = InceptionA(s(192), pool_features=s(32), width=width)
+        self.Mixed_5c = InceptionA(self.Mixed_5b.out_channels, pool_features=s(64), width=width)
+        self.Mixed_5d = InceptionA(self.Mixed_5c.out_channels, pool_features=s(64), width=width)
+        self.Mixed_6a = InceptionB(self.Mixed_5d.out_channels, stride=1, width=width)  # torchvision: stride 2
+        c6 = self.Mixed_6a.out_channels
+        self.Mixed_6b = InceptionC(c6, channels_7x7=s(128), width=width)
+        self.Mixed_6c = InceptionC(c6, channels_7x7=s(160), width=width)
+        self.Mixed_6d = InceptionC(c6, channels_7x7=s(160), width=width)
+        self.Mixed_6e = InceptionC(c6, channels_7x7=s(192), width=width)
+        if width == 1.0:
+            # torchvision's Mixed_7a (InceptionD(768)), Mixed_7b, Mixed_7c (InceptionE(1280), (2048)), fc.
+            _skip_default_init(
+                _inception_d_numel(768) + _inception_e_numel(1280) + _inception_e_numel(2048) + _FC_1000_NUMEL
+            )
         self.extra = nn.Sequential(
             nn.Dropout(0.5),
-            nn.Conv2d(768, 1024, kernel_size=3, padding=1),
+            nn.Conv2d(c6, s(1024), kernel_size=3, padding=1),
             nn.ReLU(inplace=True),
             nn.Dropout(0.5),
-            nn.Conv2d(1024, 1024, kernel_size=3, padding=1),
+            nn.Conv2d(s(1024), s(1024), kernel_size=3, padding=1),
             nn.ReLU(inplace=False),  # the CAM target: not in place (see VGG16Encoder.relu6)
         )
         for m in self.extra.modules():
             if isinstance(m, nn.Conv2d):
                 _init_conv_relu(m)
-        self.out_channels = (64, 80, 288, 768, 1024)
+        self.out_channels = (s(64), s(80), self.Mixed_5c.out_channels, c6, s(1024))
 
     @property
     def target_layer(self) -> nn.Module:
@@ -363,13 +376,15 @@ _ENCODERS: dict[str, type[Encoder]] = {
 assert set(_ENCODERS) == set(BACKBONES), "every backbone in fcam.constants needs an encoder"
 
 
-def build_encoder(backbone: str, *, pretrained: str = "none") -> Encoder:
+def build_encoder(backbone: str, *, pretrained: str = "none", width: float = 1.0) -> Encoder:
     """Build the WSOL encoder of ``backbone``.
 
     Args:
         backbone: one of :data:`fcam.constants.BACKBONES` ("vgg16", "inceptionv3", "resnet50").
         pretrained: "none" (random init) or "imagenet" (torchvision's ImageNet weights, read from
             the torch hub cache or downloaded into it; the new layers stay random).
+        width: channel multiplier of every layer, in (0, 1]: 1 is the paper's network; a slimmer
+            one (the synthetic CPU preset) keeps the architecture's depth, strides and taps.
 
     Returns:
         The encoder, in training mode.
@@ -386,7 +401,11 @@ def build_encoder(backbone: str, *, pretrained: str = "none") -> Encoder:
             f"unknown pretrained {pretrained!r} for backbone {backbone!r}; "
             f"expected one of {', '.join(PRETRAINED_CHOICES)}"
         )
-    encoder = _ENCODERS[backbone]()
+    if not 0 < width <= 1:
+        raise ConfigError(f"width of backbone {backbone!r} must be in (0, 1], got {width!r}")
+    if pretrained == "imagenet" and width != 1.0:
+        raise ConfigError(f"pretrained 'imagenet' needs the full network (width 1), got width {width}")
+    encoder = _ENCODERS[backbone](width=width)
     if pretrained == "imagenet":
         load_imagenet_weights(encoder)
     return encoder

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "VGG16_CFG",
+    "scaled",
     "BasicConv2d",
     "Bottleneck",
     "InceptionA",
@@ -40,6 +41,11 @@ __all__ = [
 VGG16_CFG: tuple[int | str, ...] = (
     64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M",
 )  # fmt: skip
+
+
+def scaled(channels: int, width: float) -> int:
+    """``channels`` of a layer in a network ``width`` times as wide (at least 1; exact at width 1)."""
+    return channels if width == 1.0 else max(1, round(channels * width))
 
 
 # --- ResNet50 ---------------------------------------------------------------------------------
@@ -118,13 +124,14 @@ def make_resnet_stage(inplanes: int, planes: int, blocks: int, stride: int) -> n
 # --- VGG16 ------------------------------------------------------------------------------------
 
 
-def make_vgg_layers(cfg: tuple[int | str, ...]) -> nn.Sequential:
+def make_vgg_layers(cfg: tuple[int | str, ...], width: float = 1.0) -> nn.Sequential:
     """VGG's ``features``: each int c adds ``Conv2d(prev, c, 3, padding=1)`` and an in-place ReLU,
     each "M" a ``MaxPool2d(2, 2)`` (no batch norm). Children are numbered "0", "1", ... in that
     order, so for :data:`VGG16_CFG` the names and keys are torchvision's ``vgg16().features``.
 
     Args:
         cfg: channels and "M"s, e.g. :data:`VGG16_CFG`; the input has 3 channels.
+        width: channel multiplier (1: torchvision's layers).
 
     Returns:
         The ``nn.Sequential``.
@@ -136,8 +143,9 @@ def make_vgg_layers(cfg: tuple[int | str, ...]) -> nn.Sequential:
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
             assert isinstance(v, int), f"VGG cfg entries are ints or 'M', got {v!r}"
-            layers += [nn.Conv2d(in_channels, v, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
-            in_channels = v
+            out = scaled(v, width)
+            layers += [nn.Conv2d(in_channels, out, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            in_channels = out
     return nn.Sequential(*layers)
 
 
@@ -183,17 +191,20 @@ class InceptionA(nn.Module):
     Args:
         in_channels: input channels.
         pool_features: output channels of the pooling branch.
+        width: multiplier of the other branches' channels (1: torchvision's block).
     """
 
-    def __init__(self, in_channels: int, pool_features: int) -> None:
+    def __init__(self, in_channels: int, pool_features: int, width: float = 1.0) -> None:
         super().__init__()
-        self.branch1x1 = BasicConv2d(in_channels, 64, kernel_size=1)
-        self.branch5x5_1 = BasicConv2d(in_channels, 48, kernel_size=1)
-        self.branch5x5_2 = BasicConv2d(48, 64, kernel_size=5, padding=2)
-        self.branch3x3dbl_1 = BasicConv2d(in_channels, 64, kernel_size=1)
-        self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
-        self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, padding=1)
+        c48, c64, c96 = (scaled(c, width) for c in (48, 64, 96))
+        self.branch1x1 = BasicConv2d(in_channels, c64, kernel_size=1)
+        self.branch5x5_1 = BasicConv2d(in_channels, c48, kernel_size=1)
+        self.branch5x5_2 = BasicConv2d(c48, c64, kernel_size=5, padding=2)
+        self.branch3x3dbl_1 = BasicConv2d(in_channels, c64, kernel_size=1)
+        self.branch3x3dbl_2 = BasicConv2d(c64, c96, kernel_size=3, padding=1)
+        self.branch3x3dbl_3 = BasicConv2d(c96, c96, kernel_size=3, padding=1)
         self.branch_pool = BasicConv2d(in_channels, pool_features, kernel_size=1)
+        self.out_channels = 2 * c64 + c96 + pool_features
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, in_channels, h, w) -> (B, 224 + pool_features, h, w)."""
@@ -216,17 +227,20 @@ class InceptionB(nn.Module):
     Args:
         in_channels: input channels.
         stride: 2 (reduce) or 1 (keep the size).
+        width: channel multiplier of the convs (1: torchvision's block).
     """
 
-    def __init__(self, in_channels: int, stride: int = 2) -> None:
+    def __init__(self, in_channels: int, stride: int = 2, width: float = 1.0) -> None:
         super().__init__()
         assert stride in (1, 2), f"InceptionB stride must be 1 or 2, got {stride!r}"
         self.stride = stride
         pad = 1 if stride == 1 else 0
-        self.branch3x3 = BasicConv2d(in_channels, 384, kernel_size=3, stride=stride, padding=pad)
-        self.branch3x3dbl_1 = BasicConv2d(in_channels, 64, kernel_size=1)
-        self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
-        self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, stride=stride, padding=pad)
+        c64, c96, c384 = (scaled(c, width) for c in (64, 96, 384))
+        self.branch3x3 = BasicConv2d(in_channels, c384, kernel_size=3, stride=stride, padding=pad)
+        self.branch3x3dbl_1 = BasicConv2d(in_channels, c64, kernel_size=1)
+        self.branch3x3dbl_2 = BasicConv2d(c64, c96, kernel_size=3, padding=1)
+        self.branch3x3dbl_3 = BasicConv2d(c96, c96, kernel_size=3, stride=stride, padding=pad)
+        self.out_channels = c384 + c96 + in_channels
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, in_channels, h, w) -> (B, 480 + in_channels, h', w'), h' as in the class docstring."""
@@ -247,21 +261,23 @@ class InceptionC(nn.Module):
     Args:
         in_channels: input channels.
         channels_7x7: c7, the width of the 7x7 branches (128, 160, 160, 192 in Mixed_6b .. 6e).
+        width: multiplier of the branches' 192 output channels (1: torchvision's block).
     """
 
-    def __init__(self, in_channels: int, channels_7x7: int) -> None:
+    def __init__(self, in_channels: int, channels_7x7: int, width: float = 1.0) -> None:
         super().__init__()
-        c7 = channels_7x7
-        self.branch1x1 = BasicConv2d(in_channels, 192, kernel_size=1)
+        c7, c192 = channels_7x7, scaled(192, width)
+        self.branch1x1 = BasicConv2d(in_channels, c192, kernel_size=1)
         self.branch7x7_1 = BasicConv2d(in_channels, c7, kernel_size=1)
         self.branch7x7_2 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
-        self.branch7x7_3 = BasicConv2d(c7, 192, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7_3 = BasicConv2d(c7, c192, kernel_size=(7, 1), padding=(3, 0))
         self.branch7x7dbl_1 = BasicConv2d(in_channels, c7, kernel_size=1)
         self.branch7x7dbl_2 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
         self.branch7x7dbl_3 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
         self.branch7x7dbl_4 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
-        self.branch7x7dbl_5 = BasicConv2d(c7, 192, kernel_size=(1, 7), padding=(0, 3))
-        self.branch_pool = BasicConv2d(in_channels, 192, kernel_size=1)
+        self.branch7x7dbl_5 = BasicConv2d(c7, c192, kernel_size=(1, 7), padding=(0, 3))
+        self.branch_pool = BasicConv2d(in_channels, c192, kernel_size=1)
+        self.out_channels = 4 * c192
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, in_channels, h, w) -> (B, 768, h, w)."""

@@ -34,6 +34,7 @@ def classifier_checkpoint(model: WSOLClassifier, *, ds: str, epoch: int) -> dict
         "kind": "classifier",
         "model": model.state_dict(),
         "backbone": model.backbone,
+        "width": model.width,
         "num_classes": model.num_classes,
         "ds": ds,
         "epoch": epoch,
@@ -51,7 +52,7 @@ def load_classifier(path: Path, device: torch.device) -> WSOLClassifier:
     ckpt = load_checkpoint(path, map_location=device)
     if ckpt.get("kind") != "classifier":
         raise CheckpointError(f"{path}: not a classifier checkpoint (kind={ckpt.get('kind')!r})")
-    model = build_classifier(ckpt["backbone"], ckpt["num_classes"], pretrained="none")
+    model = build_classifier(ckpt["backbone"], ckpt["num_classes"], pretrained="none", width=ckpt.get("width", 1.0))
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
@@ -75,6 +76,7 @@ def decoder_checkpoint(
         "kind": "decoder",
         "decoder": model.decoder.state_dict(),
         "backbone": model.classifier.backbone,
+        "width": model.classifier.width,
         "encoder_channels": list(model.classifier.encoder.out_channels),
         "classifier": str(classifier),
         "epoch": epoch,
@@ -95,7 +97,7 @@ def load_fcam(decoder_path: Path, classifier_path: Path, device: torch.device) -
     if ckpt.get("kind") != "decoder":
         raise CheckpointError(f"{decoder_path}: not a decoder checkpoint (kind={ckpt.get('kind')!r})")
     classifier = load_classifier(classifier_path, device)
-    decoder = build_decoder(ckpt["backbone"], tuple(ckpt["encoder_channels"]))
+    decoder = build_decoder(ckpt["backbone"], tuple(ckpt["encoder_channels"]), ckpt.get("width", 1.0))
     try:
         decoder.load_state_dict(ckpt["decoder"])
     except RuntimeError as exc:

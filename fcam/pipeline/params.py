@@ -319,6 +319,11 @@ def validate_params(
                     f"every entry of {scope} overrides it, so this value is never used; "
                     f"keep it here and drop one override",
                 )
+    for ds, ds_entry in config["datasets"].items():
+        for bb, bb_entry in config["backbones"].items():
+            clf = {**config["classifier"], **ds_entry["classifier"], **bb_entry["classifier"]}
+            if clf["pretrained"] == "imagenet" and clf["width"] != 1:
+                raise err(["classifier", "width"], f"{clf['width']} with ImageNet weights ({ds}, {bb}): they need 1")
     images = config["images"]
     if images["crop_size"] > images["resize_size"]:
         raise err(

@@ -112,7 +112,9 @@ class ClassifierPhase:
             val_set, batch_size=clf.batch_size, shuffle=False, generator=torch.Generator().manual_seed(seed)
         )
         self.loader_rng = torch.Generator().manual_seed(seed)
-        self.model = build_classifier(backbone, train_meta.num_classes, pretrained=clf.pretrained).to(device)
+        self.model = build_classifier(
+            backbone, train_meta.num_classes, pretrained=clf.pretrained, width=clf.width
+        ).to(device)
         self.optimizer = torch.optim.SGD(
             self.model.param_groups(clf.lr),
             lr=clf.lr,

@@ -184,7 +184,8 @@ class DecoderPhase:
             shuffle=False,
         )
         frozen = load_classifier(classifier, device)
-        self.model = FCAM(frozen, build_decoder(frozen.backbone, frozen.encoder.out_channels)).to(device)
+        decoder_net = build_decoder(frozen.backbone, frozen.encoder.out_channels, frozen.width)
+        self.model = FCAM(frozen, decoder_net).to(device)
         self.optimizer = torch.optim.SGD(
             [p for p in self.model.parameters() if p.requires_grad],
             lr=decoder.lr,

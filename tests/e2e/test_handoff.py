@@ -7,6 +7,7 @@ it, Snakemake has nothing to do; the results travel through a DVC remote to a fr
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -23,7 +24,8 @@ BIN = Path(shutil.which("fcam") or REPO / ".venv/bin/fcam").parent
 
 
 def _run(cmd: list[str], cwd: Path, timeout: float = 1800) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # DVC runs `fcam`
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return proc.stdout + proc.stderr
 
