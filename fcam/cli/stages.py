@@ -17,9 +17,13 @@ import importlib
 import logging
 import os
 import sys
+import time
 from collections.abc import MutableMapping
 
 from fcam.pipeline.stages import STAGES, WILDCARDS
+
+#: When this process started running Python code (the interpreter's own start is ~0.03 s before).
+PROCESS_START = time.perf_counter()
 
 __all__ = ["register", "run_stage"]
 
@@ -69,7 +73,17 @@ def run_stage(stage: str, args: argparse.Namespace) -> None:
     # training job starts): importing MLflow would cost it more than its work.
     defer = stage not in _LIVE_RUNS and bool(os.environ.get(PIPELINE_RUN_ENV))
     with tracked_run(stage, tags=tags, params=spec.config, job=spec.name, defer=defer) as run:
+        ready = time.perf_counter()
         runner(spec, run)
+    done = time.perf_counter()
+    # One line per job that benchmarks/demo_time.py reads: where the job's time went.
+    log.info(
+        "timing: job %s wall %.2f s, cpu %.2f s, startup %.2f s (process start to work, imports included)",
+        spec.name,
+        done - PROCESS_START,
+        time.process_time(),
+        ready - PROCESS_START,
+    )
     if dvc_stage:
         from fcam.pipeline.handoff import record_for_snakemake
 

@@ -27,7 +27,6 @@ from torch import Tensor, nn
 
 __all__ = [
     "VGG16_CFG",
-    "scaled",
     "BasicConv2d",
     "Bottleneck",
     "InceptionA",
@@ -35,6 +34,7 @@ __all__ = [
     "InceptionC",
     "make_resnet_stage",
     "make_vgg_layers",
+    "scaled",
 ]
 
 #: VGG16 (configuration "D"): output channels of the 3x3 convs, "M" for a 2x2 max-pool.

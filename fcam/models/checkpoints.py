@@ -52,7 +52,8 @@ def load_classifier(path: Path, device: torch.device) -> WSOLClassifier:
     ckpt = load_checkpoint(path, map_location=device)
     if ckpt.get("kind") != "classifier":
         raise CheckpointError(f"{path}: not a classifier checkpoint (kind={ckpt.get('kind')!r})")
-    model = build_classifier(ckpt["backbone"], ckpt["num_classes"], pretrained="none", width=ckpt.get("width", 1.0))
+    width = ckpt.get("width", 1.0)
+    model = build_classifier(ckpt["backbone"], ckpt["num_classes"], pretrained="none", width=width)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:

@@ -323,7 +323,8 @@ def validate_params(
         for bb, bb_entry in config["backbones"].items():
             clf = {**config["classifier"], **ds_entry["classifier"], **bb_entry["classifier"]}
             if clf["pretrained"] == "imagenet" and clf["width"] != 1:
-                raise err(["classifier", "width"], f"{clf['width']} with ImageNet weights ({ds}, {bb}): they need 1")
+                problem = f"{clf['width']} with ImageNet weights ({ds}, {bb}): they need 1"
+                raise err(["classifier", "width"], problem)
     images = config["images"]
     if images["crop_size"] > images["resize_size"]:
         raise err(

@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import shutil
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,9 +193,13 @@ def fit(
             result.history.append(row)
             run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=0)
 
+    train_s = val_s = 0.0
     for epoch in range(start, epochs + 1):
+        tick = time.perf_counter()
         row: dict[str, float] = {"epoch": epoch, **phase.train_epoch(epoch)}
+        tock = time.perf_counter()
         scores = phase.validate()
+        train_s, val_s = train_s + tock - tick, val_s + time.perf_counter() - tock
         row.update({f"val_{k}": scores[k] for k in keys})
         improved = [k for k in keys if scores[k] > result.best.get(k, -math.inf)]
         if improved:
@@ -219,6 +224,7 @@ def fit(
         )
     if not (work / "last.pt").exists():  # no epoch to train (epochs == 0)
         save_checkpoint(phase.checkpoint(epochs), work / "last.pt")
+    log.info("timing: training %.2f s, validation %.2f s (%d epochs run)", train_s, val_s, epochs - start + 1)
     return result
 
 

@@ -22,7 +22,8 @@ time.sleep(float(sys.argv[1]))
 
 def _start(lock_dir: Path, hold: float) -> subprocess.Popen:
     env = {**__import__("os").environ, "FCAM_GPU_LOCK_DIR": str(lock_dir)}
-    return subprocess.Popen([sys.executable, "-c", JOB, str(hold)], stdout=subprocess.PIPE, text=True, env=env)
+    cmd = [sys.executable, "-c", JOB, str(hold)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
 
 
 def _first_line(proc: subprocess.Popen) -> str:

@@ -41,7 +41,8 @@ def test_width_is_saved_with_the_checkpoints_and_rebuilt(tmp_path):
     slim = build_classifier("resnet50", 3, width=0.25).eval()
     save_checkpoint(classifier_checkpoint(slim, ds="synth_boxes", epoch=1), tmp_path / "c.pt")
     model = FCAM(slim, build_decoder("resnet50", slim.encoder.out_channels, 0.25))
-    save_checkpoint(decoder_checkpoint(model, classifier=tmp_path / "c.pt", epoch=1, score=0.0), tmp_path / "d.pt")
+    ckpt = decoder_checkpoint(model, classifier=tmp_path / "c.pt", epoch=1, score=0.0)
+    save_checkpoint(ckpt, tmp_path / "d.pt")
     loaded = load_fcam(tmp_path / "d.pt", tmp_path / "c.pt", torch.device("cpu"))
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
