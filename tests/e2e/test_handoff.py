@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from tests.jobs import REPO
 
 pytestmark = pytest.mark.slow
 
-BIN = Path(shutil.which("fcam") or REPO / ".venv/bin/fcam").parent
+BIN = Path(sys.executable).parent  # the venv running the tests: fcam, snakemake, dvc
 
 
 def _run(cmd: list[str], cwd: Path, timeout: float = 1800) -> str:
