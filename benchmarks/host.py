@@ -63,7 +63,7 @@ SCORINGS: dict[str, Callable[[], Any]] = {
 
 
 def write_images(folder: Path, count: int, width: int, height: int, seed: int = 0) -> Path:
-    """Write ``count`` JPEGs (smooth colour fields plus noise) and their metadata; returns the metadata dir."""
+    """Write ``count`` JPEGs (smooth colour fields plus noise) and metadata; returns the metadata folder."""
     rng = np.random.default_rng(seed)
     root, meta = folder / "images", folder / "metadata"
     root.mkdir(parents=True, exist_ok=True)
@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="size of the JPEG files")
     parser.add_argument("--batch", type=int, default=32, help="DataLoader batch size")
     parser.add_argument("--maps", type=int, default=64, help="maps to score per run")
-    args, device = parse_benchmark_args(parser, argv)
+    args, _ = parse_benchmark_args(parser, argv)  # host costs: always the CPU
     if args.images < 1 or args.maps < 1 or args.batch < 1 or min(args.image_size) < 224:
         parser.error("--images, --maps and --batch must be >= 1, --image-size at least 224 x 224")
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -40,7 +40,7 @@ PAPER_MS_PER_IMAGE = {"vgg16": 6.2, "inceptionv3": 25.5, "resnet50": 18.5}
 
 
 def build_fcam(backbone: str, num_classes: int, device: torch.device) -> FCAM:
-    """F-CAM with random weights as :func:`fcam.models.checkpoints.load_fcam` returns it: frozen, eval mode."""
+    """Random-weight F-CAM as :func:`fcam.models.checkpoints.load_fcam` returns it (frozen, eval mode)."""
     classifier = build_classifier(backbone, num_classes, pretrained="none").eval().requires_grad_(False)
     decoder = build_decoder(backbone, classifier.encoder.out_channels)
     return FCAM(classifier, decoder).to(device).eval()

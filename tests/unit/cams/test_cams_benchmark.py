@@ -52,5 +52,5 @@ def test_batched_mode_only(bench, capsys):
         "--size", "32", "--batch", "2", "--backbones", "tv-resnet18", "--methods", "cam",
         "--repeats", "1", "--warmup", "0", "--modes", "batched",
     ]) == 0
-    line = [row for row in capsys.readouterr().out.splitlines() if row.startswith("tv-resnet18")][0]
+    line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith("tv-resnet18"))
     assert line.split()[-2:] == ["-", "-"]  # single img/s and speed-up not measured

@@ -27,7 +27,8 @@ def test_runs_at_smallest_size(bench, tmp_path, capsys):
     assert code == 0
     assert "train_cam" in capsys.readouterr().out
     report = json.loads(out.read_text())
-    assert report["device"] == "cpu" and "git_commit" in report
+    assert report["device"] == "cpu"
+    assert "git_commit" in report
     assert set(report["loading_ms_per_image"]) == {"train", "train_cam", "eval"}
     assert set(report["scoring_ms_per_map"]) == {"boxes@0.004", "boxes@0.001", "masks@0.001"}
     assert all(v > 0 for d in ("loading_ms_per_image", "scoring_ms_per_map") for v in report[d].values())
@@ -46,6 +47,11 @@ def test_per_image_and_per_map_from_the_clock(bench, tmp_path):
 
 def test_maps_look_like_normalised_cams(bench):
     maps, boxes, masks = bench["make_maps"](3)
-    assert maps.shape == (3, 224, 224) and maps.min() == 0.0 and maps.max() == 1.0
-    assert len(boxes) == 3 and all(b.shape == (1, 4) and (b[:, 2:] <= 223).all() for b in boxes)
-    assert masks.shape == (3, 224, 224) and masks.dtype == bool and masks.any()
+    assert maps.shape == (3, 224, 224)
+    assert maps.min() == 0.0
+    assert maps.max() == 1.0
+    assert len(boxes) == 3
+    assert all(b.shape == (1, 4) and (b[:, 2:] <= 223).all() for b in boxes)
+    assert masks.shape == (3, 224, 224)
+    assert masks.dtype == bool
+    assert masks.any()
