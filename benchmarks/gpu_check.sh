@@ -98,7 +98,7 @@ report() {
 
 common=(--device "$DEVICE")
 run_step env 60 "$PY" benchmarks/gpu_report.py env "$OUT"
-run_step pytest_gpu 180 "$PY" -m pytest -m gpu -q -p no:cacheprovider --junitxml "$OUT/pytest_gpu.xml"
+run_step pytest_gpu 150 "$PY" -m pytest -m gpu -q -p no:cacheprovider --junitxml "$OUT/pytest_gpu.xml"
 run_step train 150 "$PY" benchmarks/train.py "${common[@]}" --size "$SIZE" --batch "$BATCH" \
     --backbones "${BACKBONE_ARGS[@]}" --repeats "$REPEATS" --warmup "$WARMUP" --json "$OUT/train.json"
 run_step crf 90 "$PY" benchmarks/crf.py "${common[@]}" "${CRF_ARGS[@]}" --json "$OUT/crf.json"
