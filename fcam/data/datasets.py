@@ -22,7 +22,7 @@ from fcam.data.images import read_image_rgb
 from fcam.data.metadata import SplitMetadata
 from fcam.errors import ConfigError, DataError
 
-__all__ = ["WSOLDataset", "read_image_rgb"]
+__all__ = ["WSOLDataset", "make_loader", "read_image_rgb"]
 
 
 def _check_size(name: str, value: object) -> int:
@@ -155,3 +155,31 @@ class WSOLDataset(Dataset):
         if self.cams is not None:
             item["cam"] = stack[3]
         return item
+
+
+def make_loader(
+    dataset: WSOLDataset,
+    *,
+    batch_size: int,
+    workers: int = 0,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+) -> torch.utils.data.DataLoader:
+    """A loader of ``dataset``: ``workers`` processes decode and transform images beside the job.
+
+    The batches do not depend on ``workers``: each item's crop and flip come from its own seeded
+    generator (:meth:`WSOLDataset.crop_params`) and the order from ``generator``, drawn in the job.
+    """
+    from torch.utils.data import DataLoader
+
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        drop_last=drop_last,
+        num_workers=workers,
+        pin_memory=workers > 0 and torch.cuda.is_available(),
+    )
+

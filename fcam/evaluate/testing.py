@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 
 from fcam.cams.cache import load_cam_cache
 from fcam.constants import DATASET_KINDS, EVAL_SIZE
-from fcam.data.datasets import WSOLDataset
+from fcam.data.datasets import WSOLDataset, make_loader
 from fcam.data.images import read_image_rgb
 from fcam.data.metadata import SplitMetadata, gt_boxes_at, load_gt_masks, read_split
 from fcam.evaluate.scoring import LocalisationScore, score_maps
@@ -214,10 +214,8 @@ def _evaluate(spec: JobSpec, tracker: Any, variant: str, job: EvaluateJob) -> di
         from fcam.models.checkpoints import load_fcam
 
         assert job.size is not None
-        loader = DataLoader(
-            WSOLDataset(meta, train=False, resize_size=job.size, crop_size=job.size),
-            batch_size=job.batch_size,
-        )
+        dataset = WSOLDataset(meta, train=False, resize_size=job.size, crop_size=job.size)
+        loader = make_loader(dataset, batch_size=job.batch_size, workers=spec.workers)
         model = load_fcam(spec.path("best"), spec.path("classifier"), device)
         score = score_maps(
             keep_logits(_fcam_batches(model, loader, device)),

@@ -120,7 +120,8 @@ class JobSpec:
         code: the fcam source files its result depends on.
         preset: the parameter file's ``preset`` name (tags, titles).
         params_file: the parameter file the job was built from.
-        device: the ``device`` parameter; threads: torch threads for the job.
+        device: the ``device`` parameter; threads: torch threads for the job; workers:
+            data-loading processes of a network job.
     """
 
     stage: str
@@ -135,6 +136,7 @@ class JobSpec:
     params_file: str
     device: str
     threads: int
+    workers: int = 0
     tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -828,6 +830,7 @@ class Pipeline:
             params_file=params_file,
             device=self.params["device"],
             threads=threads if threads is not None else (self.params["threads"] if stage.threads else 1),
+            workers=self.params["workers"] if stage.gpu else 0,
             tags=tags,
         )
 

@@ -17,12 +17,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fcam.cams import compute_cams_multi
 from fcam.constants import CAM_METHODS, DATASET_KINDS
-from fcam.data.datasets import WSOLDataset
+from fcam.data.datasets import WSOLDataset, make_loader
 from fcam.data.metadata import read_split
 from fcam.evaluate.scoring import score_maps, validation_step
 from fcam.models import build_classifier
@@ -92,8 +91,10 @@ class ClassifierPhase:
         metadata_root: Path,
         seed: int,
         device: torch.device,
+        workers: int = 0,
     ) -> None:
         self.job, self.ds, self.methods, self.seed, self.device = job, ds, methods, seed, device
+        self.workers = workers
         self.kind = DATASET_KINDS[ds]
         clf = job.classifier
         # The train split carries labels only on mask datasets (like OpenImages): no localisation needed.
@@ -108,8 +109,8 @@ class ClassifierPhase:
         )
         # Its own generator: a new iterator draws a seed, which must not come from the global one,
         # so that the training trajectory does not depend on the validation.
-        self.val_loader = DataLoader(
-            val_set, batch_size=clf.batch_size, shuffle=False, generator=torch.Generator().manual_seed(seed)
+        self.val_loader = make_loader(
+            val_set, batch_size=clf.batch_size, workers=workers, generator=torch.Generator().manual_seed(seed)
         )
         self.loader_rng = torch.Generator().manual_seed(seed)
         self.model = build_classifier(
@@ -144,9 +145,10 @@ class ClassifierPhase:
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         self.train_set.set_epoch(epoch)
-        loader = DataLoader(
+        loader = make_loader(
             self.train_set,
             batch_size=self.job.classifier.batch_size,
+            workers=self.workers,
             shuffle=True,
             generator=self.loader_rng,
             drop_last=True,
@@ -217,6 +219,7 @@ def run(spec: JobSpec, tracker: Any) -> None:
         metadata_root=spec.path("meta"),
         seed=spec.seed,
         device=device,
+        workers=spec.workers,
     )
     fingerprint = job_fingerprint(
         spec.config,

@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fcam.cams.cache import load_cam_cache
 from fcam.constants import DATASET_KINDS
-from fcam.data.datasets import WSOLDataset
+from fcam.data.datasets import WSOLDataset, make_loader
 from fcam.data.metadata import read_split
 from fcam.errors import CheckpointError, ConfigError
 from fcam.evaluate.scoring import score_maps, validation_step
@@ -155,8 +154,10 @@ class DecoderPhase:
         metadata_root: Path,
         seed: int,
         device: torch.device,
+        workers: int = 0,
     ) -> None:
         self.params, self.images, self.setting, self.device = decoder, images, setting, device
+        self.workers = workers
         self.ds, self.method, self.classifier_path = ds, method, classifier
         self.kind = DATASET_KINDS[ds]
         self.val_step = validation_step(self.kind, val_step)
@@ -176,12 +177,12 @@ class DecoderPhase:
             cams=cache["cams"].float(),
             seed=seed,
         )
-        self.val_loader = DataLoader(
+        self.val_loader = make_loader(
             WSOLDataset(
                 self.val_meta, train=False, resize_size=images.resize_size, crop_size=images.crop_size
             ),
             batch_size=decoder.batch_size,
-            shuffle=False,
+            workers=workers,
         )
         frozen = load_classifier(classifier, device)
         decoder_net = build_decoder(frozen.backbone, frozen.encoder.out_channels, frozen.width)
@@ -221,9 +222,10 @@ class DecoderPhase:
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         self.train_set.set_epoch(epoch)
-        loader = DataLoader(
+        loader = make_loader(
             self.train_set,
             batch_size=self.params.batch_size,
+            workers=self.workers,
             shuffle=True,
             generator=self.loader_rng,
             drop_last=True,
@@ -307,6 +309,7 @@ def _train(
         metadata_root=spec.path("meta"),
         seed=spec.seed,
         device=device,
+        workers=spec.workers,
     )
     fingerprint = job_fingerprint(
         spec.config,
