@@ -140,6 +140,7 @@ _STRUCTURE = {
     "seeds",
     "device",
     "threads",
+    "workers",
     "data_root",
     "methods",
     "datasets",
@@ -181,6 +182,16 @@ def _typed_configs(params: Params) -> dict[str, object]:
                     continue
             configs[pipeline.job_name(name, wc)] = built
     return configs
+
+
+def test_where_jobs_run_comes_with_the_job_not_its_config():
+    """device, threads and workers change where and how fast a job runs, not its result."""
+    changed = Params(data={**DEFAULT.data, "threads": 2, "workers": 3, "device": "cpu"}, source="t")
+    wildcards = {"ds": "synth_boxes", "backbone": "vgg16", "method": "cam", "seed": "0", "setting": "nbg0.1-alpha1"}
+    spec = Pipeline(changed).spec("decoder", wildcards, params_file="p")
+    assert (spec.device, spec.threads, spec.workers) == ("cpu", 2, 3)
+    table = Pipeline(changed).spec("table1", {}, params_file="p")
+    assert (table.threads, table.workers) == (1, 0)  # no network: one thread, no loader processes
 
 
 @pytest.mark.parametrize("preset", [DEFAULT, PAPER], ids=["default", "paper"])
