@@ -166,7 +166,8 @@ class ClassifierPhase:
         return {"train_loss": loss_sum / max(total, 1), "train_acc": 100.0 * correct / max(total, 1)}
 
     def validate(self) -> dict[str, float]:
-        """Validation localisation (percent) of every method, in one shared pass over the split.
+        """Validation localisation (percent) of every method, and top-1 accuracy (``acc``), in one
+        shared pass over the split.
 
         Each batch goes through :func:`compute_cams_multi`, which shares the clean forward pass
         among the methods. Validation draws nothing from torch's global generator (the loader has
@@ -177,6 +178,7 @@ class ClassifierPhase:
         batches: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {
             m: [] for m in self.methods
         }
+        correct = total = 0
         for batch in self.val_loader:
             images, labels = batch["image"].to(self.device), batch["label"].to(self.device)
             cams, logits = compute_cams_multi(
@@ -188,13 +190,16 @@ class ClassifierPhase:
                 generator=noise,
             )
             logits = logits.cpu()
+            correct += int((logits.argmax(1) == batch["label"]).sum())
+            total += len(batch["label"])
             for method in self.methods:
                 batches[method].append((batch["index"], cams[method].cpu(), logits))
         step = validation_step(self.kind, self.job.val_step)
-        return {
+        scores = {
             m: score_maps(batches[m], self.val_meta, self.kind, step=step, normalise=True).value
             for m in self.methods
         }
+        return {**scores, "acc": 100.0 * correct / max(total, 1)}  # top-1, selects nothing
 
     def checkpoint(self, epoch: int) -> dict[str, Any]:
         return classifier_checkpoint(self.model, ds=self.ds, epoch=epoch)

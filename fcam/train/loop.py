@@ -61,7 +61,8 @@ class Phase(Protocol):
         ...
 
     def validate(self) -> dict[str, float]:
-        """Validation localisation (percent) per selection key."""
+        """Validation localisation (percent) per selection key, plus any other validation metric
+        (e.g. ``acc``), which is logged but selects nothing."""
         ...
 
     def checkpoint(self, epoch: int) -> dict[str, Any]:
@@ -186,7 +187,7 @@ def fit(
         work.mkdir(parents=True, exist_ok=True)
         if validate_first:
             scores = phase.validate()
-            row = {"epoch": 0, **{f"val_{k}": scores[k] for k in keys}}
+            row = {"epoch": 0, **{f"val_{k}": v for k, v in scores.items()}}
             _keep_best(work, list(keys), phase.checkpoint(0), 0)
             result.best.update({k: scores[k] for k in keys})
             result.best_epoch.update(dict.fromkeys(keys, 0))
@@ -200,7 +201,7 @@ def fit(
         tock = time.perf_counter()
         scores = phase.validate()
         train_s, val_s = train_s + tock - tick, val_s + time.perf_counter() - tock
-        row.update({f"val_{k}": scores[k] for k in keys})
+        row.update({f"val_{k}": v for k, v in scores.items()})
         improved = [k for k in keys if scores[k] > result.best.get(k, -math.inf)]
         if improved:
             _keep_best(work, improved, phase.checkpoint(epoch), epoch)

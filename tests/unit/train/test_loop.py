@@ -64,7 +64,7 @@ def test_epoch_zero_is_a_candidate_when_asked(tmp_path: Path) -> None:
         validate_first=True,
     )
     assert result.best_epoch == {"a": 0}
-    assert result.history[0] == {"epoch": 0, "val_a": 5.0}
+    assert result.history[0] == {"epoch": 0, "val_a": 5.0, "val_b": 5.0}  # b is logged, selects nothing
 
 
 def test_a_rerun_resumes_only_with_the_same_fingerprint(tmp_path: Path) -> None:
