@@ -132,13 +132,14 @@ def test_changed_classifier_restarts_the_killed_decoder(killed_in_decoder_epoch,
 def test_killed_while_finishing_reruns_and_leaves_no_temporaries(tmp_path):
     """Issue #13, item 2: a job killed while it puts its outputs in place is finished by the rerun."""
     ws = make_workspace(tmp_path / "ws", changes=ONE_DATASET)
-    rerun = [*SNAKEMAKE, "--rerun-incomplete", TARGET]
+    target = str(DECODER / "history.json")  # no evaluation: the decoder is the last job
+    rerun = [*SNAKEMAKE, "--rerun-incomplete", target]
 
     # Killed the moment the classifier's first checkpoint is in place (the others are not yet).
-    kill_when_written([*SNAKEMAKE, TARGET], ws, str(CLASSIFIER / "cam/seed0/best.pt"))
+    kill_when_written([*SNAKEMAKE, target], ws, str(CLASSIFIER / "cam/seed0/best.pt"))
     assert (ws / CLASSIFIER / "cam/seed0/best.pt").is_file()
     assert not (ws / CLASSIFIER / "shared/seed0/history.json").exists()
-    run([*SNAKEMAKE, "--unlock", TARGET], ws)
+    run([*SNAKEMAKE, "--unlock", target], ws)
 
     # The rerun finishes the classifier without training; killed when the decoder's best.pt appears.
     kill_when_written(rerun, ws, str(DECODER / "best.pt"))
@@ -148,17 +149,17 @@ def test_killed_while_finishing_reruns_and_leaves_no_temporaries(tmp_path):
     assert not (ws / CLASSIFIER_WORK).exists()
     assert (ws / DECODER / "best.pt").is_file()
     assert not (ws / DECODER / "last.pt").exists()
-    run([*SNAKEMAKE, "--unlock", TARGET], ws)
+    run([*SNAKEMAKE, "--unlock", target], ws)
 
     # Killed again, with last.pt's temporary link made but not yet renamed into place.
     kill_when_written(rerun, ws, str(DECODER / ".last.pt.*.tmp"))
     assert list((ws / DECODER).glob(".last.pt.*.tmp"))
-    run([*SNAKEMAKE, "--unlock", TARGET], ws)
+    run([*SNAKEMAKE, "--unlock", target], ws)
 
     run(rerun, ws)
     log = (ws / DECODER_LOG).read_text()
     assert re.search(r"resuming from \S+ \(epoch 1 done\)", log), log[-3000:]
-    assert (ws / TARGET).is_file()
+    assert (ws / DECODER / "last.pt").is_file()
     assert not list((ws / "results").rglob(".*.tmp"))
     assert not list((ws / "results").rglob(".work"))
-    assert "Nothing to be done" in run([*SNAKEMAKE, "-n", TARGET], ws).stdout
+    assert "Nothing to be done" in run([*SNAKEMAKE, "-n", target], ws).stdout

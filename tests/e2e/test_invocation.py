@@ -47,7 +47,8 @@ def test_preset_missing_a_key_fails_naming_file_line_and_key(workspace):
 
 def test_paper_preset_dag_with_targets_before_configfile(workspace):
     """Issue #13, item 3: the paper's protocol, one classifier per (dataset, backbone, CAM method)."""
-    proc = run(snakemake("-n", "reports/table1.tex", "--configfile", "workflow/presets/paper.yaml"), workspace)
+    paper = "workflow/presets/paper.yaml"
+    proc = run(snakemake("-n", "reports/table1.tex", "--configfile", paper), workspace)
     out = proc.stdout + proc.stderr
     stats = _job_stats(out)
     # CUB and OpenImages x VGG16, InceptionV3, ResNet50 x six CAM methods x one seed
@@ -55,7 +56,7 @@ def test_paper_preset_dag_with_targets_before_configfile(workspace):
     assert stats["cams"] == 36, stats
     assert "synth" not in stats
     assert stats["download"] == 2, stats
-    assert "--params workflow/presets/paper.yaml" in out
+    assert f"--params {paper}" in out
 
 
 def test_plain_snakemake_uses_the_default_profile(tmp_path):
