@@ -188,7 +188,13 @@ def test_where_jobs_run_comes_with_the_job_not_its_config():
     """device, threads and workers change where and how fast a job runs, not its result."""
     where = {"threads": 2, "workers": 3, "device": "cpu"}
     changed = Params(data={**DEFAULT.data, **where}, source="t")
-    wildcards = {"ds": "synth_boxes", "backbone": "vgg16", "method": "cam", "seed": "0", "setting": "nbg0.1-alpha1"}
+    wildcards = {
+        "ds": "synth_boxes",
+        "backbone": "vgg16",
+        "method": "cam",
+        "seed": "0",
+        "setting": "nbg0.1-alpha1",
+    }
     spec = Pipeline(changed).spec("decoder", wildcards, params_file="p")
     assert (spec.device, spec.threads, spec.workers) == ("cpu", 2, 3)
     table = Pipeline(changed).spec("table1", {}, params_file="p")
