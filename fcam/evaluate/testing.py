@@ -205,7 +205,7 @@ def _evaluate(spec: JobSpec, tracker: Any, variant: str, job: EvaluateJob) -> di
 
     if "cams" in spec.inputs:
         batches = _baseline_batches(spec.path("cams"), meta, job.batch_size)
-        score = score_maps(keep_logits(batches), meta, kind, step=job.step, normalise=True, on_maps=stats)
+        score = score_maps(keep_logits(batches), meta, kind, step=job.step, on_maps=stats)
         record["metrics"] = _metrics(score, kind, _top1(logits, meta))
     else:
         # Imported here: the many baseline evaluations of a pipeline build no network (the models
@@ -222,14 +222,13 @@ def _evaluate(spec: JobSpec, tracker: Any, variant: str, job: EvaluateJob) -> di
             meta,
             kind,
             step=job.step,
-            normalise=False,
             on_maps=stats,
         )
         record["metrics"] = _metrics(score, kind, _top1(logits, meta))
         record["setting"] = load_checkpoint(spec.path("best")).get("setting")
         last = load_fcam(spec.path("last"), spec.path("classifier"), device)
         last_score = score_maps(
-            _fcam_batches(last, loader, device), meta, kind, step=job.step, normalise=False
+            _fcam_batches(last, loader, device), meta, kind, step=job.step
         )
         record["metrics_last"] = _metrics(last_score, kind, record["metrics"]["classification_top1"])
     curves = {**score.result.curves(), "histogram": stats.histogram()}

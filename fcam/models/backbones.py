@@ -237,8 +237,8 @@ class VGG16Encoder(Encoder):
         self.conv6 = nn.Conv2d(c512, c1024, kernel_size=3, padding=1)
         # Not in place: CAM backward hooks on the target layer must not see their input overwritten.
         self.relu6 = nn.ReLU(inplace=False)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+        for m in self.features.modules():  # torchvision's VGG init; conv6 keeps PyTorch's default,
+            if isinstance(m, nn.Conv2d):  # as in the authors' code (created after that init)
                 _init_conv_relu(m)
         self.out_channels = (c128, c256, c1024)
 
@@ -269,8 +269,8 @@ class InceptionV3Encoder(Encoder):
     Mixed_6e, with PyTorch's default init (``transform_input`` False: inputs use ImageNet mean/std
     like the other backbones); Mixed_7*, the auxiliary head and the FC layer are dropped. Mixed_6a
     is ``InceptionB(288, stride=1)``: its two 3x3 stride-2 convs and its max-pool get stride 1 and
-    padding 1, so it keeps the spatial size (Choe et al.). Added ("new") layers, He-normal
-    (fan-out) with zero bias:
+    padding 1, so it keeps the spatial size (Choe et al.). Added ("new") layers, Xavier-uniform
+    with zero bias as in the authors' code (``wsol_backbones/inceptionv3.py``):
     ``extra = [Dropout(0.5), Conv(768->1024, 3x3, pad 1), ReLU, Dropout(0.5),
     Conv(1024->1024, 3x3, pad 1), ReLU]``; the CAM target is the last ReLU. Both stem max-pools
     are ``MaxPool2d(3, stride 2, padding 1, ceil_mode=True)`` and Conv2d_1a gets padding 1.
@@ -346,9 +346,10 @@ class InceptionV3Encoder(Encoder):
             nn.Conv2d(s(1024), s(1024), kernel_size=3, padding=1),
             nn.ReLU(inplace=False),  # the CAM target: not in place (see VGG16Encoder.relu6)
         )
-        for m in self.extra.modules():
+        for m in self.extra.modules():  # the authors' init of the added convs (Xavier-uniform)
             if isinstance(m, nn.Conv2d):
-                _init_conv_relu(m)
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
         self.out_channels = (s(64), s(80), self.Mixed_5c.out_channels, c6, s(1024))
 
     @property

@@ -38,7 +38,7 @@ class WSOLClassifier(nn.Module):
         backbone: the encoder's backbone name.
         num_classes: K.
         encoder: the encoder.
-        fc: the linear head, weights N(0, 0.01^2), bias 0.
+        fc: the linear head, Xavier-uniform weights and zero bias (the authors' init).
     """
 
     def __init__(self, encoder: Encoder, num_classes: int) -> None:
@@ -49,7 +49,8 @@ class WSOLClassifier(nn.Module):
         self.num_classes = num_classes
         self.encoder = encoder
         self.fc = nn.Linear(encoder.out_channels[-1], num_classes)
-        nn.init.normal_(self.fc.weight, std=0.01)
+        # The authors' head init (fcam-wsol dlib/base/initialization.py initialize_head).
+        nn.init.xavier_uniform_(self.fc.weight)
         nn.init.zeros_(self.fc.bias)
 
     @property

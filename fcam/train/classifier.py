@@ -196,7 +196,7 @@ class ClassifierPhase:
                 batches[method].append((batch["index"], cams[method].cpu(), logits))
         step = validation_step(self.kind, self.job.val_step)
         scores = {
-            m: score_maps(batches[m], self.val_meta, self.kind, step=step, normalise=True).value
+            m: score_maps(batches[m], self.val_meta, self.kind, step=step).value
             for m in self.methods
         }
         return {**scores, "acc": 100.0 * correct / max(total, 1)}  # top-1, selects nothing

@@ -264,7 +264,7 @@ class DecoderPhase:
 
         self.model.eval()
         self.last_score = score_maps(
-            batches(), self.val_meta, self.kind, step=self.val_step, normalise=False
+            batches(), self.val_meta, self.kind, step=self.val_step
         ).value
         return {KEY: self.last_score}
 

@@ -114,7 +114,7 @@ def test_shared_pass_scores_as_one_pass_per_method_and_keeps_the_rng(tmp_path: P
             for batch in loader
         )
         expected[method] = score_maps(
-            batches, meta, kind, step=validation_step(kind, 0.004), normalise=True
+            batches, meta, kind, step=validation_step(kind, 0.004)
         ).value
     rng = torch.get_rng_state()
     scores = phase.validate()
