@@ -58,6 +58,7 @@ def test_every_documented_snakemake_dvc_and_fcam_tool_line_runs(smoke_run: Path)
     if not (ws / ".dvc").is_dir():
         run(["git", "init", "-q"], ws)
         run([str(BIN / "dvc"), "init", "-q"], ws)
+    run([str(BIN / "fcam"), "dvc-yaml"], ws)  # the workspace runs the smoke preset: its own structure
     ran = []
     for doc in DOCS:
         for command in documented_commands(doc):

@@ -96,7 +96,7 @@ def test_metrics_and_curves_are_complete(smoke_run):
 
 # Where a run may write, relative to the repository (README, "Where fcam writes"); data_root
 # comes from the params. mlflow.db* covers the store, its lock and SQLite's journal.
-ALLOWED_FOLDERS = ("results", "reports", "logs", "mlartifacts", ".snakemake", ".dvc")
+ALLOWED_FOLDERS = ("results", "reports", "logs", "mlartifacts", "mlflow.db.spool", ".snakemake", ".dvc")
 ALLOWED_FILES = ("mlflow.db*", "dvc.lock")
 # Snakemake's own source cache: while it runs, Snakemake copies the workflow's sources into a
 # temporary folder under its user cache folder (~/.cache/snakemake, from platformdirs) and
