@@ -23,7 +23,10 @@ from collections.abc import MutableMapping
 from fcam.pipeline.stages import STAGES, WILDCARDS
 
 #: When this process started running Python code (the interpreter's own start is ~0.03 s before).
+#: A job the job server forked counts from its client's start instead (fcam.jobserver).
 PROCESS_START = time.perf_counter()
+#: CPU seconds spent on the job before this process ran it (its job-server client's).
+CPU_BEFORE = 0.0
 
 __all__ = ["register", "run_stage"]
 
@@ -81,7 +84,7 @@ def run_stage(stage: str, args: argparse.Namespace) -> None:
         "timing: job %s wall %.2f s, cpu %.2f s, startup %.2f s (process start to work, imports included)",
         spec.name,
         done - PROCESS_START,
-        time.process_time(),
+        time.process_time() + CPU_BEFORE,
         ready - PROCESS_START,
     )
     if dvc_stage:

@@ -40,7 +40,7 @@ def config_of(name):
 
 
 onstart:
-    fs.on_start()
+    fs.on_start(workflow)
 
 
 onsuccess:
