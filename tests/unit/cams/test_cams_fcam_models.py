@@ -14,7 +14,12 @@ from fcam.models import build_classifier
 @pytest.fixture(scope="module", params=BACKBONES)
 def classifier(request):
     torch.manual_seed(0)
-    return build_classifier(request.param, num_classes=4, pretrained="none")
+    classifier = build_classifier(request.param, num_classes=4, pretrained="none")
+    # A random head can leave a class without one positive pixel (its ReLU'd map is all zero);
+    # a non-negative head over ReLU features makes every class map reach 1 after normalisation.
+    with torch.no_grad():
+        classifier.fc.weight.abs_()
+    return classifier
 
 
 @pytest.fixture(scope="module")
