@@ -15,14 +15,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from fcam.constants import IMAGENET_MEAN, IMAGENET_STD
 from fcam.data.images import read_image_rgb
 from fcam.data.metadata import SplitMetadata
 from fcam.errors import ConfigError, DataError
 
-__all__ = ["WSOLDataset", "read_image_rgb"]
+__all__ = ["WSOLDataset", "read_image_rgb", "training_loader"]
 
 
 def _check_size(name: str, value: object) -> int:
@@ -155,3 +155,25 @@ class WSOLDataset(Dataset):
         if self.cams is not None:
             item["cam"] = stack[3]
         return item
+
+
+def training_loader(dataset: Dataset, batch_size: int, generator: torch.Generator) -> DataLoader:
+    """The shuffled batches of one training epoch.
+
+    The last, incomplete batch is dropped (every step sees ``batch_size`` images, as BatchNorm's
+    statistics want), except when the split is smaller than one batch: then the whole split is
+    the epoch's one batch. Dropping it would train on nothing while the epoch still counted
+    (a subset mirror, a split of a few images).
+
+    Args:
+        dataset: the training split (``len`` must be known).
+        batch_size: images per step, >= 1.
+        generator: draws the order (kept by the caller, so that a resumed run continues it).
+    """
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        generator=generator,
+        drop_last=len(dataset) >= batch_size,  # type: ignore[arg-type]
+    )

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from fcam.cams import compute_cams_multi
 from fcam.constants import CAM_METHODS, DATASET_KINDS
-from fcam.data.datasets import WSOLDataset
+from fcam.data.datasets import WSOLDataset, training_loader
 from fcam.data.metadata import read_split
 from fcam.evaluate.scoring import score_maps, validation_step
 from fcam.models import build_classifier
@@ -142,13 +142,7 @@ class ClassifierPhase:
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         self.train_set.set_epoch(epoch)
-        loader = DataLoader(
-            self.train_set,
-            batch_size=self.job.classifier.batch_size,
-            shuffle=True,
-            generator=self.loader_rng,
-            drop_last=True,
-        )
+        loader = training_loader(self.train_set, self.job.classifier.batch_size, self.loader_rng)
         self.model.train()
         total, correct, loss_sum = 0, 0, 0.0
         epochs = self.job.classifier.epochs

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from fcam.cams.cache import load_cam_cache
 from fcam.constants import DATASET_KINDS
-from fcam.data.datasets import WSOLDataset
+from fcam.data.datasets import WSOLDataset, training_loader
 from fcam.data.metadata import read_split
 from fcam.errors import CheckpointError, ConfigError
 from fcam.evaluate.scoring import score_maps, validation_step
@@ -218,13 +218,7 @@ class DecoderPhase:
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         self.train_set.set_epoch(epoch)
-        loader = DataLoader(
-            self.train_set,
-            batch_size=self.params.batch_size,
-            shuffle=True,
-            generator=self.loader_rng,
-            drop_last=True,
-        )
+        loader = training_loader(self.train_set, self.params.batch_size, self.loader_rng)
         self.model.train()
         sums: dict[str, float] = {}
         steps = 0
