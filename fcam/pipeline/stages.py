@@ -512,7 +512,7 @@ STAGES: Final[tuple[Stage, ...]] = (
         },
         outputs=lambda p: {"report": Output("reports/comparison.md", report="Comparison")},
         reads=_REPORT_READS,
-        code=("fcam/report",),
+        code=("fcam/report", "fcam/data/sources.py"),  # the protocol's split sizes
     ),
     Stage(
         name="figures",
