@@ -289,20 +289,32 @@ def source_table() -> Mapping[str, Source]:
     mirror = _mirror()
     if mirror is None:
         return SOURCES
-    path, overrides, _ = mirror
+    _, overrides, _ = mirror
     table = dict(SOURCES)
     for name, fields in overrides.items():
-        published = SOURCES[name]
-        table[name] = dataclasses.replace(published, **fields)
-        if published.verifiable and (table[name].sha256, table[name].md5) != (
-            published.sha256,
-            published.md5,
+        table[name] = dataclasses.replace(SOURCES[name], **fields)
+    return table
+
+
+def _warn_replaced_checksums(names: tuple[str, ...], table: Mapping[str, Source]) -> None:
+    """Warn (once per process) about each of ``names`` whose published checksum a mirror replaces."""
+    mirror = _mirror()
+    for name in names:
+        published, used = SOURCES.get(name), table[name]
+        if (
+            mirror
+            and published
+            and published.verifiable
+            and (used.sha256, used.md5)
+            != (
+                published.sha256,
+                published.md5,
+            )
         ):
             _warn_once(
-                f"${SOURCES_ENV}: {path} replaces the published checksum of {published.filename} "
-                f"({table[name].sha256 or table[name].md5 or 'with none'})"
+                f"${SOURCES_ENV}: {mirror[0]} replaces the published checksum of {published.filename} "
+                f"({used.sha256 or used.md5 or 'with none'})"
             )
-    return table
 
 
 def dataset_spec(ds: str) -> DatasetSpec:
@@ -338,6 +350,8 @@ def dataset_sources(ds: str, sources: Mapping[str, Source] | None = None) -> lis
     missing = [key for key in names if key not in table]
     if missing:
         raise ConfigError(f"dataset {ds!r} needs sources {missing}, absent from the source table")
+    if sources is None:
+        _warn_replaced_checksums(names, table)
     return [table[key] for key in names]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import fcam.data.sources as sources_module
 from fcam.data.sources import (
     DATASETS,
     SOURCES,
@@ -115,6 +116,11 @@ def test_mirror_file_overrides_fields_and_keeps_the_others(mirror, caplog):
     assert str(path) in warned
     assert "replaces the published checksum of CUB_200_2011.tgz" in warned
     assert "split sizes of cub" in warned
+    caplog.clear()
+    sources_module._warn_once.cache_clear()  # warnings are once per process
+    with caplog.at_level("WARNING", logger="fcam.data.sources"):
+        dataset_sources("openimages")  # CUB's checksum is none of its business
+    assert "CUB_200_2011" not in caplog.text
 
 
 def test_mirror_split_sizes_reach_verification(mirror, tmp_path):
