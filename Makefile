@@ -1,4 +1,4 @@
-# fcam: set up, run the default pipeline, test.   make demo | make test | make test-all
+# fcam: set up, run the default pipeline, test.   make demo | make test | make lint
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 DVC_REMOTE ?= $(abspath ..)/$(notdir $(CURDIR))-dvc-remote
 
-.PHONY: setup demo test test-all lint clean
+.PHONY: setup demo test lint clean
 
 $(BIN)/fcam: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

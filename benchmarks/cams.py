@@ -71,6 +71,7 @@ def benchmark(
     warmup: int,
     num_classes: int = 200,
     smooth_samples: int = 4,
+    modes: Sequence[str] = MODES,
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[dict[str, Any]]:
     """Time compute_cams on a random batch (B, 3, size, size) for each backbone x method x mode.
@@ -97,7 +98,7 @@ def benchmark(
                 "single": partial(_one_at_a_time, model, images, labels, method, **kwargs),
             }
             map_size = "x".join(str(n) for n in runs["batched"]().shape[1:])
-            for mode in MODES:
+            for mode in modes:
                 seconds = time_run(runs[mode], device, repeats=repeats, warmup=warmup, clock=clock)
                 rows.append({
                     "backbone": name, "method": method, "mode": mode, "batch": batch, "size": size,
@@ -108,7 +109,7 @@ def benchmark(
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """One line per (backbone, method): images/s batched and single, and the speed-up."""
+    """One line per (backbone, method): images/s batched and single, and the speed-up ("-": not timed)."""
     by_key: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
         entry = by_key.setdefault((row["backbone"], row["method"]), {"map": row["map"]})
@@ -116,8 +117,11 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     header = ("backbone", "method", "map", "batched img/s", "single img/s", "speed-up")
     lines = ["{:<12} {:<16} {:>6} {:>14} {:>13} {:>9}".format(*header)]
     for (backbone, method), entry in by_key.items():
-        lines.append(f"{backbone:<12} {method:<16} {entry['map']:>6} {entry['batched']:>14.1f} "
-                     f"{entry['single']:>13.1f} {entry['batched'] / entry['single']:>8.1f}x")
+        batched, single = entry.get("batched"), entry.get("single")
+        speedup = f"{batched / single:.1f}x" if batched and single else "-"
+        lines.append(f"{backbone:<12} {method:<16} {entry['map']:>6} "
+                     f"{'-' if batched is None else f'{batched:.1f}':>14} "
+                     f"{'-' if single is None else f'{single:.1f}':>13} {speedup:>9}")
     return "\n".join(lines)
 
 
@@ -129,10 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         choices=[*BACKBONES, *TORCHVISION_BACKBONES])
     parser.add_argument("--methods", nargs="+", default=list(CAM_METHODS), choices=CAM_METHODS)
     parser.add_argument("--smooth-samples", type=int, default=4, help="noisy passes of Smooth-Grad-CAM++")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES,
+                        help="batched: one call per batch; single: one call per image")
     args, device = parse_benchmark_args(parser, argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rows = benchmark(args.backbones, args.methods, size=args.size, batch=args.batch, device=device,
-                     repeats=args.repeats, warmup=args.warmup, smooth_samples=args.smooth_samples)
+                     repeats=args.repeats, warmup=args.warmup, smooth_samples=args.smooth_samples,
+                     modes=args.modes)
     print(f"device {device_name(device)} ({device}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, input {args.size}x{args.size}, batch {args.batch}")
     print(format_table(rows))

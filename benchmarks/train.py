@@ -72,7 +72,8 @@ def _step_runs(
     return {
         "classifier": lambda: classifier_step(classifier, clf_opt, images, labels),
         "decoder": lambda: decoder_step(
-            fcam, dec_opt, criterion, images, raw, cams, seeds, bg_fraction=0.1, epoch=0, t=1.0, generator=seed_gen
+            fcam, dec_opt, criterion, images, raw, cams, seeds,
+            bg_fraction=0.1, epoch=0, t=1.0, generator=seed_gen,
         ),
     }
 

@@ -460,7 +460,7 @@ def _run_batch(model: FCAM, inputs: list[torch.Tensor], sizes: list[tuple[int, i
         .clamp_(0.0, 1.0).cpu().numpy()
         for m, hw in zip(fg, sizes, strict=True)
     ]
-    return full, to_eval_maps(fg, normalise=False)
+    return full, to_eval_maps(fg)
 
 
 def _check_args(batch_size: int, input_size: int | None, tau: float) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import atexit
+import fcntl
 import logging
 import os
 import random
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,13 +19,62 @@ if TYPE_CHECKING:
 
 from fcam.errors import ConfigError
 
-__all__ = ["private_matplotlib_dir", "resolve_device", "seed_everything", "set_threads"]
+__all__ = ["claim_gpu", "private_matplotlib_dir", "resolve_device", "seed_everything", "set_threads"]
 
 log = logging.getLogger(__name__)
 
 
+#: Where jobs take their GPU's lock (one file per device index, shared by the jobs of a machine).
+GPU_LOCK_DIR_ENV = "FCAM_GPU_LOCK_DIR"
+_held_gpu_lock: list = []  # the open lock file of this process's GPU, held until it exits
+
+
+def _gpu_lock_dir() -> Path:
+    default = Path(tempfile.gettempdir()) / f"fcam-gpu-locks-{os.getuid()}"
+    return Path(os.environ.get(GPU_LOCK_DIR_ENV) or default)
+
+
+def claim_gpu(count: int, *, poll_s: float = 1.0) -> int:
+    """Take a GPU no other fcam job of this machine holds, waiting for one if all are taken.
+
+    Snakemake's ``--resources gpu=N`` limits how many network jobs run at once but does not say
+    which device each should use; without this, every job would take ``cuda:0``. Each job locks
+    ``<lock dir>/gpu<i>.lock`` (``flock``, released when the process ends, even when killed) for
+    the first free index ``i`` and keeps it for its lifetime.
+
+    Args:
+        count: the number of visible devices.
+        poll_s: seconds between attempts while every device is taken.
+
+    Returns:
+        The index of the claimed device.
+    """
+    folder = _gpu_lock_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    waited = False
+    while True:
+        for index in range(count):
+            handle = (folder / f"gpu{index}.lock").open("w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            _held_gpu_lock.append(handle)
+            log.info("using cuda:%d (lock %s)", index, handle.name)
+            return index
+        if not waited:
+            log.info("all %d GPUs are taken by other jobs; waiting for one", count)
+            waited = True
+        time.sleep(poll_s)
+
+
 def resolve_device(name: str) -> torch.device:
     """Turn the ``device`` parameter into a torch device.
+
+    With several visible GPUs, ``auto`` and ``cuda`` give each job a device of its own
+    (:func:`claim_gpu`); ``cuda:N`` is taken as asked. Under SLURM a job sees the one GPU the
+    scheduler gave it.
 
     Args:
         name: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
@@ -33,15 +84,22 @@ def resolve_device(name: str) -> torch.device:
     """
     import torch
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device: {name!r} asked for, but CUDA is not available (use 'auto' or 'cpu')")
+    if name not in ("auto", "cuda") and not name.startswith("cuda:"):
+        raise ConfigError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
+    if not torch.cuda.is_available():
+        if name == "auto":
+            return torch.device("cpu")
+        raise ConfigError(f"device: {name!r} asked for, but CUDA is not available (use 'auto' or 'cpu')")
+    if name.startswith("cuda:"):
         return torch.device(name)
-    raise ConfigError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
+    count = torch.cuda.device_count()
+    if count > 1:
+        if not _held_gpu_lock:
+            resolve_device.index = claim_gpu(count)  # type: ignore[attr-defined]
+        return torch.device(f"cuda:{resolve_device.index}")  # type: ignore[attr-defined]
+    return torch.device("cuda")
 
 
 def set_threads(threads: int) -> None:

@@ -50,6 +50,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+from fcam.tracking_spool import SpoolTracker, flush, spool_dir
+
 __all__ = [
     "DEFAULT_UI_URL",
     "EXPERIMENT",
@@ -63,6 +65,7 @@ __all__ = [
     "begin_pipeline_run",
     "default_tracking_uri",
     "end_orphaned_runs",
+    "flush_deferred_runs",
     "git_commit",
     "job_identity",
     "pipeline_tags",
@@ -531,11 +534,13 @@ def tracked_run(
     params: Mapping[str, Any] | Any = None,
     tracking_uri: str | None = None,
     job: str | None = None,
+    defer: bool = False,
 ) -> Iterator[Tracker]:
     """Open one MLflow run for a job and close it as FINISHED, or FAILED if the block raises.
 
     Before the block runs, RUNNING runs of the same job whose process is gone (a killed
-    earlier attempt) are ended as KILLED, and one line with the run's UI address is logged.
+    earlier attempt) are ended as KILLED, runs that short jobs deferred are written
+    (:mod:`fcam.tracking_spool`), and one line with the run's UI address is logged.
 
     Args:
         stage: the DAG stage (``classifier``, ``cams``, ``decoder``, ``evaluate``, ...).
@@ -544,17 +549,40 @@ def tracked_run(
         tracking_uri: store URI; default :func:`default_tracking_uri`.
         job: the job's identity (tag ``job``); default :func:`job_identity` of stage, tags
             and params.
+        defer: record the run in the store's spool instead of opening it now (a short job: it
+            then never imports MLflow), where the store is a SQLite file.
 
     Yields:
-        The run's :class:`Tracker`.
+        The run's :class:`Tracker` (or a :class:`fcam.tracking_spool.SpoolTracker`).
     """
-    from mlflow.tracking import MlflowClient
-
     root = project_root()
     uri = tracking_uri or default_tracking_uri(root)
+    spool = spool_dir(uri) if defer else None
+    if spool is not None:
+        job = job or job_identity(stage, tags, params)
+        all_tags = {"stage": stage, "git_commit": git_commit(root), **{k: str(v) for k, v in tags.items()}}
+        all_tags |= {"job": job, **process_tags(), **pipeline_tags()}
+        deferred = SpoolTracker(spool, name=_run_name(stage, tags), tags=all_tags)
+        log.info(
+            "MLflow run %s: recorded in %s, written to the store at the end of the pipeline run",
+            _run_name(stage, tags),
+            spool,
+        )
+        status = "FAILED"
+        try:
+            if params is not None:
+                deferred.log_params(params)
+            yield deferred  # type: ignore[misc]
+            status = "FINISHED"
+        finally:
+            deferred.close(status)
+        return
+    from mlflow.tracking import MlflowClient
+
     with _store_lock(uri):
         client = MlflowClient(tracking_uri=uri)
         exp_id = _retry(lambda: _experiment_id(client, _artifact_root(uri)), "create experiment")
+    flush(client, exp_id, uri)
     job = job or job_identity(stage, tags, params)
     all_tags = {
         "stage": stage,
@@ -578,6 +606,24 @@ def tracked_run(
         status = "FINISHED"
     finally:
         _retry(lambda: client.set_terminated(run_id, status=status), "end run")
+
+
+def flush_deferred_runs(tracking_uri: str | None = None) -> int:
+    """Write the runs short jobs deferred to the store (Snakemake's onsuccess and onerror, ``fcam ui``).
+
+    Returns:
+        How many runs were written.
+    """
+    uri = tracking_uri or default_tracking_uri()
+    spool = spool_dir(uri)
+    if spool is None or not any(spool.glob("*.json")):
+        return 0
+    from mlflow.tracking import MlflowClient
+
+    with _store_lock(uri):
+        client = MlflowClient(tracking_uri=uri)
+        exp_id = _retry(lambda: _experiment_id(client, _artifact_root(uri)), "create experiment")
+    return flush(client, exp_id, uri)
 
 
 def ui_command(

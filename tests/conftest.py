@@ -29,6 +29,6 @@ def _own_mlflow_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
     """A fresh MLflow store for each test, in the environment its subprocesses inherit."""
     store = tmp_path_factory.mktemp("mlflow")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
-    for name in (PIPELINE_RUN_ENV, PIPELINE_STARTED_ENV, UI_URL_ENV, "DVC_EXP_NAME"):
+    for name in (PIPELINE_RUN_ENV, PIPELINE_STARTED_ENV, UI_URL_ENV, "DVC_EXP_NAME", "FCAM_JOB_SERVER"):
         monkeypatch.delenv(name, raising=False)
     return store

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fcam.cams import compute_cams
 from fcam.constants import DATASET_KINDS
-from fcam.data.datasets import WSOLDataset
+from fcam.data.datasets import WSOLDataset, make_loader
 from fcam.data.metadata import SplitMetadata, read_split
 from fcam.errors import DataError
 from fcam.io import load_checkpoint, remove_stale_temporaries, save_checkpoint
@@ -62,15 +61,15 @@ def cache_split(
     reference: bool,
     seed: int,
     device: torch.device,
+    workers: int = 0,
 ) -> float:
     """Compute and write the cache of one split (images resized to ``size`` x ``size``, no crop).
 
     Returns:
         The classifier's top-1 accuracy on the split (percent).
     """
-    loader = DataLoader(
-        WSOLDataset(meta, train=False, resize_size=size, crop_size=size), batch_size=batch_size
-    )
+    dataset = WSOLDataset(meta, train=False, resize_size=size, crop_size=size)
+    loader = make_loader(dataset, batch_size=batch_size, workers=workers)
     # One noise stream per split (Smooth-Grad-CAM++), so a split's cache does not depend on
     # which other splits the job caches.
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -123,6 +122,7 @@ def run(spec: JobSpec, tracker: Any) -> None:
             reference=job.cams.reference,
             seed=spec.seed,
             device=device,
+            workers=spec.workers,
         )
         tracker.log_metrics({f"classification_top1_{split}": top1})
 

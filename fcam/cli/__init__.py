@@ -11,12 +11,15 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from fcam.errors import FcamError
 
 __all__ = ["main"]
+
+_STARTED = time.time()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +61,17 @@ def _redirect_output(path: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``fcam`` console script; returns the process exit code."""
+    """Entry point of the ``fcam`` console script; returns the process exit code.
+
+    From the command line, under a pipeline run's job server (``FCAM_JOB_SERVER``), the command
+    runs in a child of that warm process instead of importing everything here (fcam.jobserver).
+    """
+    if argv is None and os.environ.get("FCAM_JOB_SERVER") and sys.argv[1:2] != ["job-server"]:
+        from fcam.jobserver import submit
+
+        status = submit(sys.argv[1:], started=_STARTED)
+        if status is not None:
+            return status
     parser = build_parser()
     args = parser.parse_args(argv)
     original_stderr = _redirect_output(args.log) if args.log is not None else None

@@ -1,8 +1,10 @@
-"""``fcam ui`` (the MLflow UI over fcam's runs) and ``fcam dvc-yaml`` (generate DVC's pipeline file)."""
+"""``fcam ui`` (the MLflow UI over fcam's runs), ``fcam dvc-yaml`` (generate DVC's pipeline file) and
+``fcam job-server`` (the warm process a pipeline run forks its jobs from)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -11,7 +13,9 @@ __all__ = ["register"]
 
 
 def _ui(a: argparse.Namespace) -> None:
-    from fcam.tracking import ui_command, ui_start_url
+    from fcam.tracking import flush_deferred_runs, ui_command, ui_start_url
+
+    flush_deferred_runs(a.tracking_uri)  # short jobs' runs a pipeline run left in the spool
 
     cmd = ui_command(host=a.host, port=a.port, tracking_uri=a.tracking_uri)
     sys.stderr.write(f"fcam ui: open {ui_start_url(host=a.host, port=a.port, tracking_uri=a.tracking_uri)}\n")
@@ -37,8 +41,15 @@ def _dvc_yaml(a: argparse.Namespace) -> None:
     sys.stdout.write(f"{a.out}: {'written' if changed else 'up to date'}\n")
 
 
+def _job_server(a: argparse.Namespace) -> None:
+    from fcam.jobserver import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+    serve(a.socket, entry=a.entry, preload=a.preload or None, parent=a.parent)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``ui`` and ``dvc-yaml``."""
+    """Add ``ui``, ``dvc-yaml`` and ``job-server``."""
     p = sub.add_parser("ui", help="serve the MLflow UI over fcam's runs (127.0.0.1 by default)")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (the UI has no authentication)")
     p.add_argument("--port", type=int, default=5000)
@@ -50,3 +61,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("dvc.yaml"))
     p.add_argument("--check", action="store_true", help="only check that the file is current (exit 2 if not)")
     p.set_defaults(func=_dvc_yaml)
+
+    p = sub.add_parser(
+        "job-server", help="(started by Snakemake) serve the pipeline's jobs from a warm process, by fork"
+    )
+    p.add_argument("--socket", type=Path, required=True, help="Unix socket to listen on")
+    p.add_argument("--parent", type=int, help="stop when this process is gone")
+    p.add_argument("--entry", default="fcam.cli:main", help="module:function each job runs")
+    p.add_argument(
+        "--preload", action="append", default=[], help="a module to import first (default: what jobs import)"
+    )
+    p.set_defaults(func=_job_server)

@@ -15,14 +15,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from fcam.constants import IMAGENET_MEAN, IMAGENET_STD
 from fcam.data.images import read_image_rgb
 from fcam.data.metadata import SplitMetadata
 from fcam.errors import ConfigError, DataError
 
-__all__ = ["WSOLDataset", "read_image_rgb", "training_loader"]
+__all__ = ["WSOLDataset", "make_loader", "read_image_rgb"]
 
 
 def _check_size(name: str, value: object) -> int:
@@ -157,23 +157,34 @@ class WSOLDataset(Dataset):
         return item
 
 
-def training_loader(dataset: Dataset, batch_size: int, generator: torch.Generator) -> DataLoader:
-    """The shuffled batches of one training epoch.
+def make_loader(
+    dataset: WSOLDataset,
+    *,
+    batch_size: int,
+    workers: int = 0,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+) -> torch.utils.data.DataLoader:
+    """A loader of ``dataset``: ``workers`` processes decode and transform images beside the job.
 
-    The last, incomplete batch is dropped (every step sees ``batch_size`` images, as BatchNorm's
-    statistics want), except when the split is smaller than one batch: then the whole split is
-    the epoch's one batch. Dropping it would train on nothing while the epoch still counted
-    (a subset mirror, a split of a few images).
+    The batches do not depend on ``workers``: each item's crop and flip come from its own seeded
+    generator (:meth:`WSOLDataset.crop_params`) and the order from ``generator``, drawn in the job.
 
-    Args:
-        dataset: the training split (``len`` must be known).
-        batch_size: images per step, >= 1.
-        generator: draws the order (kept by the caller, so that a resumed run continues it).
+    ``drop_last`` drops the last, incomplete batch (training: every step sees ``batch_size``
+    images, as BatchNorm's statistics want) except when the split is smaller than one batch: then
+    the whole split is the one batch. Dropping it would train on nothing while the epoch still
+    counted (a split of a few images, e.g. from a subset mirror).
     """
+    from torch.utils.data import DataLoader
+
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=True,
+        shuffle=shuffle,
         generator=generator,
-        drop_last=len(dataset) >= batch_size,  # type: ignore[arg-type]
+        drop_last=drop_last and len(dataset) >= batch_size,
+        num_workers=workers,
+        pin_memory=workers > 0 and torch.cuda.is_available(),
     )
+

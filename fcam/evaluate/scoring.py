@@ -26,27 +26,23 @@ def validation_step(kind: AnnotationKind, box_step: float) -> float:
     return box_step if kind == "boxes" else MASK_VAL_STEP
 
 
-def to_eval_maps(maps: torch.Tensor, *, normalise: bool) -> np.ndarray:
-    """Bring maps to the protocol's resolution.
+def to_eval_maps(maps: torch.Tensor) -> np.ndarray:
+    """Bring maps to the protocol's resolution: bilinear upsampling (align_corners False), as is.
+
+    A baseline CAM arrives min-max normalised at its own resolution (fcam.cams) and is not
+    normalised again after upsampling, as in the authors' evaluation (fcam-wsol
+    ``dlib/learning/inference_wsol.py``; wsolevaluation normalises after its bicubic resize, which
+    changes PxAP: docs/fidelity.md); F-CAM's foreground probability is used as is.
 
     Args:
         maps: (B, h, w) float in [0, 1] at any resolution.
-        normalise: min-max normalise each map after upsampling (baseline CAMs); F-CAM's
-            foreground probability is used as is (protocol.md, "Maps").
 
     Returns:
-        (B, 224, 224) float64 in [0, 1]; a constant map becomes all zeros when normalised.
+        (B, 224, 224) float64 in [0, 1].
     """
     up = F.interpolate(
         maps[:, None].float(), size=(EVAL_SIZE, EVAL_SIZE), mode="bilinear", align_corners=False
     )[:, 0]
-    if normalise:
-        flat = up.flatten(1)
-        lo = flat.min(dim=1, keepdim=True).values
-        hi = flat.max(dim=1, keepdim=True).values
-        span = hi - lo
-        flat = torch.where(span > 0, (flat - lo) / span.clamp_min(1e-12), torch.zeros_like(flat))
-        up = flat.view_as(up)
     return up.clamp(0.0, 1.0).double().cpu().numpy()
 
 
@@ -64,7 +60,6 @@ def score_maps(
     kind: AnnotationKind,
     *,
     step: float,
-    normalise: bool,
     on_maps: Callable[[np.ndarray, list[str]], None] | None = None,
 ) -> LocalisationScore:
     """Score maps of a whole split with the protocol's metric.
@@ -75,7 +70,6 @@ def score_maps(
         meta: the split's metadata (ground truth).
         kind: ``boxes`` (score = MaxBoxAcc) or ``masks`` (score = PxAP).
         step: threshold step of the sweep.
-        normalise: min-max normalise after upsampling (see :func:`to_eval_maps`).
         on_maps: called with each batch's 224 x 224 maps and image ids (samples, histograms).
 
     Returns:
@@ -84,7 +78,7 @@ def score_maps(
     evaluator = BoxEvaluator(step=step) if kind == "boxes" else MaskEvaluator(step=step)
     for indices, maps, logits in batches:
         ids = [meta.image_ids[int(i)] for i in indices]
-        eval_maps = to_eval_maps(maps, normalise=normalise)
+        eval_maps = to_eval_maps(maps)
         if on_maps is not None:
             on_maps(eval_maps, ids)
         if kind == "boxes":

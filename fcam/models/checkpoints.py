@@ -34,6 +34,7 @@ def classifier_checkpoint(model: WSOLClassifier, *, ds: str, epoch: int) -> dict
         "kind": "classifier",
         "model": model.state_dict(),
         "backbone": model.backbone,
+        "width": model.width,
         "num_classes": model.num_classes,
         "ds": ds,
         "epoch": epoch,
@@ -46,12 +47,13 @@ def load_classifier(path: Path, device: torch.device) -> WSOLClassifier:
     Raises:
         CheckpointError: missing or unreadable file, not a classifier, or weights that do not fit.
     """
-    from fcam.models import build_classifier  # torchvision: only jobs that build a network pay it
+    from fcam.models import build_classifier  # only jobs that build a network import the models
 
     ckpt = load_checkpoint(path, map_location=device)
     if ckpt.get("kind") != "classifier":
         raise CheckpointError(f"{path}: not a classifier checkpoint (kind={ckpt.get('kind')!r})")
-    model = build_classifier(ckpt["backbone"], ckpt["num_classes"], pretrained="none")
+    width = ckpt.get("width", 1.0)
+    model = build_classifier(ckpt["backbone"], ckpt["num_classes"], pretrained="none", width=width)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
@@ -75,6 +77,7 @@ def decoder_checkpoint(
         "kind": "decoder",
         "decoder": model.decoder.state_dict(),
         "backbone": model.classifier.backbone,
+        "width": model.classifier.width,
         "encoder_channels": list(model.classifier.encoder.out_channels),
         "classifier": str(classifier),
         "epoch": epoch,
@@ -95,7 +98,7 @@ def load_fcam(decoder_path: Path, classifier_path: Path, device: torch.device) -
     if ckpt.get("kind") != "decoder":
         raise CheckpointError(f"{decoder_path}: not a decoder checkpoint (kind={ckpt.get('kind')!r})")
     classifier = load_classifier(classifier_path, device)
-    decoder = build_decoder(ckpt["backbone"], tuple(ckpt["encoder_channels"]))
+    decoder = build_decoder(ckpt["backbone"], tuple(ckpt["encoder_channels"]), ckpt.get("width", 1.0))
     try:
         decoder.load_state_dict(ckpt["decoder"])
     except RuntimeError as exc:

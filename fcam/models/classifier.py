@@ -38,17 +38,19 @@ class WSOLClassifier(nn.Module):
         backbone: the encoder's backbone name.
         num_classes: K.
         encoder: the encoder.
-        fc: the linear head, weights N(0, 0.01^2), bias 0.
+        fc: the linear head, Xavier-uniform weights and zero bias (the authors' init).
     """
 
     def __init__(self, encoder: Encoder, num_classes: int) -> None:
         super().__init__()
         _check_num_classes(num_classes)
         self.backbone: str = encoder.backbone
+        self.width: float = getattr(encoder, "width", 1.0)
         self.num_classes = num_classes
         self.encoder = encoder
         self.fc = nn.Linear(encoder.out_channels[-1], num_classes)
-        nn.init.normal_(self.fc.weight, std=0.01)
+        # The authors' head init (fcam-wsol dlib/base/initialization.py initialize_head).
+        nn.init.xavier_uniform_(self.fc.weight)
         nn.init.zeros_(self.fc.bias)
 
     @property
@@ -112,17 +114,20 @@ class WSOLClassifier(nn.Module):
         ]
 
 
-def build_classifier(backbone: str, num_classes: int, *, pretrained: str = "none") -> WSOLClassifier:
+def build_classifier(
+    backbone: str, num_classes: int, *, pretrained: str = "none", width: float = 1.0
+) -> WSOLClassifier:
     """Build the WSOL classifier of ``backbone`` with ``num_classes`` outputs.
 
     Args:
         backbone: one of :data:`fcam.constants.BACKBONES`.
         num_classes: K >= 1.
         pretrained: "none" or "imagenet" (see :func:`~fcam.models.backbones.build_encoder`).
+        width: channel multiplier of the encoder (see :func:`~fcam.models.backbones.build_encoder`).
 
     Raises:
         ConfigError: unknown backbone/pretrained, bad ``num_classes``, or missing ImageNet weights.
         CheckpointError: unreadable cached ImageNet weights.
     """
     _check_num_classes(num_classes)  # before any weights are loaded
-    return WSOLClassifier(build_encoder(backbone, pretrained=pretrained), num_classes)
+    return WSOLClassifier(build_encoder(backbone, pretrained=pretrained, width=width), num_classes)

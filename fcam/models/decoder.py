@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from fcam.constants import BACKBONES
 from fcam.errors import ConfigError
+from fcam.models.blocks import scaled
 from fcam.models.classifier import WSOLClassifier
 
 __all__ = ["DECODER_SPECS", "FCAM", "DecoderSpec", "UNetDecoder", "build_decoder"]
@@ -185,12 +186,13 @@ class UNetDecoder(nn.Module):
         return logits
 
 
-def build_decoder(backbone: str, encoder_channels: tuple[int, ...]) -> UNetDecoder:
+def build_decoder(backbone: str, encoder_channels: tuple[int, ...], width: float = 1.0) -> UNetDecoder:
     """The F-CAM decoder of ``backbone`` (:data:`DECODER_SPECS`) for features of ``encoder_channels``.
 
     Args:
         backbone: one of :data:`fcam.constants.BACKBONES`.
         encoder_channels: ``Encoder.out_channels`` of that backbone.
+        width: multiplier of the decoder's channels, as the encoder's (1: the paper's decoder).
 
     Raises:
         ConfigError: unknown ``backbone``.
@@ -198,7 +200,8 @@ def build_decoder(backbone: str, encoder_channels: tuple[int, ...]) -> UNetDecod
     if backbone not in DECODER_SPECS:
         raise ConfigError(f"unknown backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
     spec = DECODER_SPECS[backbone]
-    return UNetDecoder(tuple(encoder_channels), spec.channels, center=spec.center)
+    channels = tuple(scaled(c, width) for c in spec.channels)
+    return UNetDecoder(tuple(encoder_channels), channels, center=spec.center)
 
 
 class FCAM(nn.Module):

@@ -1,40 +1,71 @@
 """Loading torchvision's ImageNet weights into the WSOL encoders, from the torch hub cache.
 
-The weights are torchvision's ``IMAGENET1K_V1`` files (the ones the WSOL literature used), looked up
-where ``torch.hub.load_state_dict_from_url`` keeps them: ``torch.hub.get_dir()/checkpoints/<file>``
-(``$TORCH_HOME/hub/checkpoints`` when TORCH_HOME is set). A missing file is downloaded (hash-checked)
-when the network allows; otherwise the error names the URL and the exact path to put the file at.
+The weights are torchvision's ``IMAGENET1K_V1`` files (the ones the WSOL literature used), listed in
+:data:`IMAGENET_WEIGHTS` and looked up where ``torch.hub.load_state_dict_from_url`` (and so
+torchvision) keeps them: ``torch.hub.get_dir()/checkpoints/<file>`` (``$TORCH_HOME/hub/checkpoints``
+when TORCH_HOME is set). A missing file is downloaded (hash-checked) when the network allows;
+otherwise the error names the URL and the exact path to put the file at. torchvision itself is not
+imported (its import costs every job ~1.8 s of CPU).
 """
 
 from __future__ import annotations
 
 import logging
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import urlparse
+from typing import TYPE_CHECKING, Final
 
 import torch
-from torchvision.models import WeightsEnum
 
 from fcam.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
     from fcam.models.backbones import Encoder
 
-__all__ = ["imagenet_cache_path", "load_imagenet_weights"]
+__all__ = ["IMAGENET_WEIGHTS", "ImageNetWeights", "imagenet_cache_path", "load_imagenet_weights"]
 
 log = logging.getLogger(__name__)
 
 _MAX_KEYS_SHOWN = 5
 
 
-def imagenet_cache_path(weights: WeightsEnum) -> Path:
-    """Where torch hub caches ``weights``: ``torch.hub.get_dir()/checkpoints/<file name of the URL>``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
+@dataclass(frozen=True)
+class ImageNetWeights:
+    """One ImageNet state-dict file of torchvision.
+
+    Attributes:
+        url: where torchvision downloads it from.
+        file_name: its name in the torch hub cache, the last part of ``url``; the 8 hex digits
+            before ``.pth`` are the start of its sha256 (checked on download).
+    """
+
+    url: str
+    file_name: str
 
 
-def _download(weights: WeightsEnum, path: Path, backbone: str) -> None:
+#: torchvision's ``IMAGENET1K_V1`` weights of each backbone, copied from torchvision 0.29
+#: (``torchvision/models/resnet.py`` ``ResNet50_Weights``, ``vgg.py`` ``VGG16_Weights``,
+#: ``inception.py`` ``Inception_V3_Weights``, ``IMAGENET1K_V1.url``; the file name is the URL's last
+#: part). ``tests/unit/models/test_pretrained.py`` checks them against the installed torchvision.
+IMAGENET_WEIGHTS: Final[dict[str, ImageNetWeights]] = {
+    "resnet50": ImageNetWeights(
+        "https://download.pytorch.org/models/resnet50-0676ba61.pth", "resnet50-0676ba61.pth"
+    ),
+    "vgg16": ImageNetWeights("https://download.pytorch.org/models/vgg16-397923af.pth", "vgg16-397923af.pth"),
+    "inceptionv3": ImageNetWeights(
+        "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
+        "inception_v3_google-0cc3c7bd.pth",
+    ),
+}
+
+
+def imagenet_cache_path(weights: ImageNetWeights) -> Path:
+    """Where torch hub caches ``weights``: ``torch.hub.get_dir()/checkpoints/<file name>``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / weights.file_name
+
+
+def _download(weights: ImageNetWeights, path: Path, backbone: str) -> None:
     """Download ``weights`` to ``path`` (atomically, hash-checked) or raise a ConfigError saying where
     to put the file by hand."""
     match = torch.hub.HASH_REGEX.search(path.name)

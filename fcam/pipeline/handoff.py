@@ -19,6 +19,7 @@ Snakemake's file persistence (the default backend), and the end-to-end test of t
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -35,6 +36,9 @@ from fcam.pipeline.stages import JobSpec, Pipeline
 __all__ = ["commit_to_dvc", "record_for_snakemake", "snakemake_shell"]
 
 log = logging.getLogger(__name__)
+
+#: Snakemake checksums inputs up to this size (its ``--max-checksum-file-size`` default).
+_CHECKSUM_MAX_BYTES = 1_000_000
 
 
 def snakemake_shell(pipeline: Pipeline, name: str, *, params_file: str, overrides: Sequence[str] = ()) -> str:
@@ -127,6 +131,14 @@ def record_for_snakemake(pipeline: Pipeline, spec: JobSpec) -> bool:
     inputs: list[str] = []
     for value in (*spec.inputs.values(), spec.code):
         inputs += [str(p) for p in (value if isinstance(value, tuple) else (value,))]
+    # As Snakemake records them: an input that DVC rewrote with the same bytes (it relinks an
+    # unchanged output to its cache, keeping the old time on it and a new one on what it feeds)
+    # then counts as unchanged, not as updated.
+    checksums = {
+        path: f"sha256:{hashlib.sha256(Path(path).read_bytes()).hexdigest()}"
+        for path in inputs
+        if Path(path).is_file() and Path(path).stat().st_size <= _CHECKSUM_MAX_BYTES
+    }
     now = time.time()
     for value in spec.outputs.values():
         for path in value if isinstance(value, tuple) else (value,):
@@ -141,7 +153,7 @@ def record_for_snakemake(pipeline: Pipeline, spec: JobSpec) -> bool:
                 starttime=now,
                 endtime=path.stat().st_mtime if path.exists() else now,
                 incomplete=False,
-                input_checksums={},
+                input_checksums=checksums,
             )
             store._write_record(key, record)  # Snakemake's own writer: its format, its key encoding
             store._unmark_incomplete(key)

@@ -305,7 +305,8 @@ def validate_params(
                     leaf = sorted(both)[0]
                     raise err(
                         ["backbones", bb, section, *leaf],
-                        f"also set by {_key(['datasets', ds, section, *leaf])}; set it in one place (no precedence)",
+                        f"also set by {_key(['datasets', ds, section, *leaf])}; "
+                        "set it in one place (no precedence)",
                     )
     for section in OVERRIDABLE:
         for scope in ("datasets", "backbones"):
@@ -318,6 +319,12 @@ def validate_params(
                     f"every entry of {scope} overrides it, so this value is never used; "
                     f"keep it here and drop one override",
                 )
+    for ds, ds_entry in config["datasets"].items():
+        for bb, bb_entry in config["backbones"].items():
+            clf = {**config["classifier"], **ds_entry["classifier"], **bb_entry["classifier"]}
+            if clf["pretrained"] == "imagenet" and clf["width"] != 1:
+                problem = f"{clf['width']} with ImageNet weights ({ds}, {bb}): they need 1"
+                raise err(["classifier", "width"], problem)
     images = config["images"]
     if images["crop_size"] > images["resize_size"]:
         raise err(

@@ -39,6 +39,7 @@ class ClassifierParams:
 
     per_method: bool
     pretrained: str
+    width: float
     epochs: int
     lr: float
     batch_size: int

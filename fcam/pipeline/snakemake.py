@@ -25,6 +25,7 @@ __all__ = [
     "constraints",
     "ensure_fcam_on_path",
     "gpu_units",
+    "on_error",
     "on_start",
     "on_success",
 ]
@@ -131,8 +132,13 @@ def constraints(pipeline: Pipeline, name: str) -> dict[str, str]:
     return out
 
 
-def on_start() -> str:
-    """Run once where Snakemake starts a pipeline run: give the run an id, end orphaned MLflow runs.
+def on_start(workflow: Any = None) -> str:
+    """Run once where Snakemake starts a pipeline run: give the run an id, end orphaned MLflow runs,
+    and, for local execution, start the job server the run's jobs fork from (:mod:`fcam.jobserver`).
+
+    Args:
+        workflow: Snakemake's ``workflow`` object (its executor decides whether jobs run here);
+            None: no job server.
 
     Returns:
         The run id, exported as ``FCAM_PIPELINE_RUN`` to every job (MLflow tags their runs with it,
@@ -142,15 +148,60 @@ def on_start() -> str:
 
     run_id = begin_pipeline_run()
     ended = end_orphaned_runs()
-    log.info("pipeline run %s%s", run_id, f"; ended {len(ended)} orphaned MLflow runs as KILLED" if ended else "")
+    log.info(
+        "pipeline run %s%s", run_id, f"; ended {len(ended)} orphaned MLflow runs as KILLED" if ended else ""
+    )
+    if workflow is not None and _wants_job_server(workflow):
+        from fcam.jobserver import ADDRESS_ENV, start
+
+        global _JOB_SERVER
+        process, value = start(Path("logs") / "job-server.log")
+        _JOB_SERVER = (process, value)
+        os.environ[ADDRESS_ENV] = value  # the jobs Snakemake starts inherit it
+        log.info("job server pid %d: jobs fork from it (FCAM_JOB_SERVER=off: each job alone)", process.pid)
     return run_id
+
+
+#: The job server of this Snakemake process and its FCAM_JOB_SERVER value, while one runs.
+_JOB_SERVER: tuple[Any, str] | None = None
+
+
+def _wants_job_server(workflow: Any) -> bool:
+    """Jobs run as local processes of this host (not SLURM, not --touch) and the user did not opt out."""
+    if os.environ.get("FCAM_JOB_SERVER", "").lower() == "off":
+        return False
+    return bool(workflow.local_exec) and not workflow.touch and not os.environ.get("FCAM_JOB_SERVER")
+
+
+def _stop_job_server() -> None:
+    global _JOB_SERVER
+    if _JOB_SERVER is not None:
+        from fcam.jobserver import ADDRESS_ENV, stop
+
+        process, value = _JOB_SERVER
+        _JOB_SERVER = None
+        stop(process, value)
+        if os.environ.get(ADDRESS_ENV) == value:
+            del os.environ[ADDRESS_ENV]
 
 
 def on_success(
     pipeline: Pipeline, jobs: Iterable[Any], *, params_file: str, overrides: Sequence[str]
 ) -> None:
-    """Run when a Snakemake run succeeded: hand what it built over to DVC."""
+    """Run when a Snakemake run succeeded: write the short jobs' deferred MLflow runs, and hand
+    what it built over to DVC."""
     from fcam.pipeline.handoff import commit_to_dvc
+    from fcam.tracking import flush_deferred_runs
 
+    _stop_job_server()
+    flush_deferred_runs()
     built = [(job.rule.name, dict(job.wildcards_dict)) for job in jobs]
     commit_to_dvc(pipeline, built, params_file=params_file, overrides=overrides)
+
+
+def on_error() -> None:
+    """Run when a Snakemake run failed: the runs of the jobs that did finish still reach MLflow."""
+    from fcam.tracking import flush_deferred_runs
+
+    _stop_job_server()
+    flush_deferred_runs()

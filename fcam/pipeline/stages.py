@@ -60,7 +60,9 @@ class Output:
 
     path: str
     directory: bool = False
-    report: str | None = None  # caption of the Snakemake HTML report, for the outputs it shows
+    report: str | None = (
+        None  # category in Snakemake's HTML report (captioned by workflow/report/<stage>.rst)
+    )
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ class JobSpec:
         code: the fcam source files its result depends on.
         preset: the parameter file's ``preset`` name (tags, titles).
         params_file: the parameter file the job was built from.
-        device: the ``device`` parameter; threads: torch threads for the job.
+        device: the ``device`` parameter; threads: torch threads for the job; workers:
+            data-loading processes of a network job.
     """
 
     stage: str
@@ -133,6 +136,7 @@ class JobSpec:
     params_file: str
     device: str
     threads: int
+    workers: int = 0
     tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -483,7 +487,10 @@ STAGES: Final[tuple[Stage, ...]] = (
         doc="Table 1: MaxBoxAcc (box datasets) and PxAP (mask datasets), mean ± std over seeds",
         domain=lambda p: [{}],
         inputs=lambda p, w: {"metrics": _every_evaluation(p)},
-        outputs=lambda p: {"table": Output("reports/table1.tex", report="Table 1")},
+        outputs=lambda p: {
+            "table": Output("reports/table1.tex"),
+            "html": Output("reports/table1.html", report="Tables"),
+        },
         reads=_REPORT_READS,
         code=("fcam/report",),
     ),
@@ -495,7 +502,10 @@ STAGES: Final[tuple[Stage, ...]] = (
         doc="Table 2: Top-1 / Top-5 localisation on the box datasets",
         domain=lambda p: [{}],
         inputs=lambda p, w: {"metrics": _every_evaluation(p)},
-        outputs=lambda p: {"table": Output("reports/table2.tex", report="Table 2")},
+        outputs=lambda p: {
+            "table": Output("reports/table2.tex"),
+            "html": Output("reports/table2.html", report="Tables"),
+        },
         reads=_REPORT_READS,
         code=("fcam/report",),
     ),
@@ -510,7 +520,10 @@ STAGES: Final[tuple[Stage, ...]] = (
             "metrics": _every_evaluation(p),
             "curves": _every_evaluation(p, ("curves.json",)),
         },
-        outputs=lambda p: {"report": Output("reports/comparison.md", report="Comparison")},
+        outputs=lambda p: {
+            "report": Output("reports/comparison.md"),
+            "html": Output("reports/comparison.html", report="Comparison with the paper"),
+        },
         reads=_REPORT_READS,
         code=("fcam/report", "fcam/data/sources.py"),  # the protocol's split sizes
     ),
@@ -530,7 +543,7 @@ STAGES: Final[tuple[Stage, ...]] = (
             "figures": [
                 Output(
                     _FIGURE.replace("{kind}", kind).replace("{ext}", ext),
-                    report="Figure" if ext == "png" else None,
+                    report="Figures" if ext == "png" else None,
                 )
                 for kind in FIGURE_KINDS
                 for ext in ("pdf", "png")
@@ -590,7 +603,10 @@ STAGES: Final[tuple[Stage, ...]] = (
                 for g in _grid(p.params, ("ds", "backbone", "method", "seed"), **_ablation_grid(p.params))
             ],
         },
-        outputs=lambda p: {"table": Output("reports/ablation.tex", report="Loss ablation")},
+        outputs=lambda p: {
+            "table": Output("reports/ablation.tex"),
+            "html": Output("reports/ablation.html", report="Loss ablation"),
+        },
         reads=(*_REPORT_READS, ("ablation", "ablation")),
         code=("fcam/report",),
     ),
@@ -814,6 +830,7 @@ class Pipeline:
             params_file=params_file,
             device=self.params["device"],
             threads=threads if threads is not None else (self.params["threads"] if stage.threads else 1),
+            workers=self.params["workers"] if stage.gpu else 0,
             tags=tags,
         )
 

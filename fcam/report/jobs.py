@@ -8,12 +8,21 @@ no longer enabled never leak in.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from fcam.pipeline.stages import JobSpec
 from fcam.report.results import Grid
 
-__all__ = ["run_ablation", "run_comparison", "run_figures", "run_paper", "run_pdf", "run_table1", "run_table2"]
+__all__ = [
+    "run_ablation",
+    "run_comparison",
+    "run_figures",
+    "run_paper",
+    "run_pdf",
+    "run_table1",
+    "run_table2",
+]
 
 
 def _grid(config: Mapping[str, Any], **narrow: Any) -> Grid:
@@ -27,25 +36,40 @@ def _grid(config: Mapping[str, Any], **narrow: Any) -> Grid:
     )
 
 
+def _with_html(tex: Path, spec: JobSpec, title: str) -> None:
+    """Also write the table as HTML (the ``html`` output), for Snakemake's HTML report."""
+    from fcam.report.html import tex_table_to_html, write_html
+
+    write_html(spec.path("html"), f"fcam: {title}", tex_table_to_html(tex.read_text()))
+
+
 def run_table1(spec: JobSpec, tracker: Any) -> None:
     """Table 1."""
     from fcam.report.tables import write_table1
 
-    write_table1(spec.paths("metrics"), spec.path("table"), grid=_grid(spec.config))
+    _with_html(
+        write_table1(spec.paths("metrics"), spec.path("table"), grid=_grid(spec.config)), spec, "Table 1"
+    )
 
 
 def run_table2(spec: JobSpec, tracker: Any) -> None:
     """Table 2."""
     from fcam.report.tables import write_table2
 
-    write_table2(spec.paths("metrics"), spec.path("table"), grid=_grid(spec.config))
+    _with_html(
+        write_table2(spec.paths("metrics"), spec.path("table"), grid=_grid(spec.config)), spec, "Table 2"
+    )
 
 
 def run_comparison(spec: JobSpec, tracker: Any) -> None:
     """The comparison with the paper (it also reads the curves.json beside each metrics.json)."""
     from fcam.report.comparison import write_comparison
+    from fcam.report.html import markdown_to_html, write_html
 
-    write_comparison(spec.paths("metrics"), spec.path("report"), grid=_grid(spec.config), preset=spec.preset)
+    out = write_comparison(
+        spec.paths("metrics"), spec.path("report"), grid=_grid(spec.config), preset=spec.preset
+    )
+    write_html(spec.path("html"), "fcam: comparison with the paper", markdown_to_html(out.read_text()))
 
 
 def run_figures(spec: JobSpec, tracker: Any) -> None:
@@ -74,7 +98,10 @@ def run_paper(spec: JobSpec, tracker: Any) -> None:
     from fcam.report.document import write_paper_tex
 
     write_paper_tex(
-        spec.path("tex"), tables=list(spec.paths("tables")), figures=list(spec.paths("figures")), preset=spec.preset
+        spec.path("tex"),
+        tables=list(spec.paths("tables")),
+        figures=list(spec.paths("figures")),
+        preset=spec.preset,
     )
 
 
@@ -85,7 +112,9 @@ def run_pdf(spec: JobSpec, tracker: Any) -> None:
 
     tex = spec.path("tex")
     if compile_pdf(tex) is None:
-        raise FcamError(f"{tex}: no LaTeX engine installed (on Debian: apt-get install {' '.join(LATEX_PACKAGES)})")
+        raise FcamError(
+            f"{tex}: no LaTeX engine installed (on Debian: apt-get install {' '.join(LATEX_PACKAGES)})"
+        )
 
 
 def run_ablation(spec: JobSpec, tracker: Any) -> None:
@@ -99,4 +128,5 @@ def run_ablation(spec: JobSpec, tracker: Any) -> None:
         methods=(ablation["method"],),
         variants=(*ablation["variants"], "fcam"),
     )
-    write_ablation([*spec.paths("metrics"), *spec.paths("full")], spec.path("table"), grid=grid)
+    out = write_ablation([*spec.paths("metrics"), *spec.paths("full")], spec.path("table"), grid=grid)
+    _with_html(out, spec, "Loss ablation")

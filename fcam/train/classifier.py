@@ -17,12 +17,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fcam.cams import compute_cams_multi
 from fcam.constants import CAM_METHODS, DATASET_KINDS
-from fcam.data.datasets import WSOLDataset, training_loader
+from fcam.data.datasets import WSOLDataset, make_loader
 from fcam.data.metadata import read_split
 from fcam.evaluate.scoring import score_maps, validation_step
 from fcam.models import build_classifier
@@ -92,8 +91,10 @@ class ClassifierPhase:
         metadata_root: Path,
         seed: int,
         device: torch.device,
+        workers: int = 0,
     ) -> None:
         self.job, self.ds, self.methods, self.seed, self.device = job, ds, methods, seed, device
+        self.workers = workers
         self.kind = DATASET_KINDS[ds]
         clf = job.classifier
         # The train split carries labels only on mask datasets (like OpenImages): no localisation needed.
@@ -108,11 +109,13 @@ class ClassifierPhase:
         )
         # Its own generator: a new iterator draws a seed, which must not come from the global one,
         # so that the training trajectory does not depend on the validation.
-        self.val_loader = DataLoader(
-            val_set, batch_size=clf.batch_size, shuffle=False, generator=torch.Generator().manual_seed(seed)
+        self.val_loader = make_loader(
+            val_set, batch_size=clf.batch_size, workers=workers, generator=torch.Generator().manual_seed(seed)
         )
         self.loader_rng = torch.Generator().manual_seed(seed)
-        self.model = build_classifier(backbone, train_meta.num_classes, pretrained=clf.pretrained).to(device)
+        self.model = build_classifier(
+            backbone, train_meta.num_classes, pretrained=clf.pretrained, width=clf.width
+        ).to(device)
         self.optimizer = torch.optim.SGD(
             self.model.param_groups(clf.lr),
             lr=clf.lr,
@@ -142,7 +145,14 @@ class ClassifierPhase:
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         self.train_set.set_epoch(epoch)
-        loader = training_loader(self.train_set, self.job.classifier.batch_size, self.loader_rng)
+        loader = make_loader(
+            self.train_set,
+            batch_size=self.job.classifier.batch_size,
+            workers=self.workers,
+            shuffle=True,
+            generator=self.loader_rng,
+            drop_last=True,
+        )
         self.model.train()
         total, correct, loss_sum = 0, 0, 0.0
         epochs = self.job.classifier.epochs
@@ -156,7 +166,8 @@ class ClassifierPhase:
         return {"train_loss": loss_sum / max(total, 1), "train_acc": 100.0 * correct / max(total, 1)}
 
     def validate(self) -> dict[str, float]:
-        """Validation localisation (percent) of every method, in one shared pass over the split.
+        """Validation localisation (percent) of every method, and top-1 accuracy (``acc``), in one
+        shared pass over the split.
 
         Each batch goes through :func:`compute_cams_multi`, which shares the clean forward pass
         among the methods. Validation draws nothing from torch's global generator (the loader has
@@ -167,6 +178,7 @@ class ClassifierPhase:
         batches: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {
             m: [] for m in self.methods
         }
+        correct = total = 0
         for batch in self.val_loader:
             images, labels = batch["image"].to(self.device), batch["label"].to(self.device)
             cams, logits = compute_cams_multi(
@@ -178,13 +190,16 @@ class ClassifierPhase:
                 generator=noise,
             )
             logits = logits.cpu()
+            correct += int((logits.argmax(1) == batch["label"]).sum())
+            total += len(batch["label"])
             for method in self.methods:
                 batches[method].append((batch["index"], cams[method].cpu(), logits))
         step = validation_step(self.kind, self.job.val_step)
-        return {
-            m: score_maps(batches[m], self.val_meta, self.kind, step=step, normalise=True).value
+        scores = {
+            m: score_maps(batches[m], self.val_meta, self.kind, step=step).value
             for m in self.methods
         }
+        return {**scores, "acc": 100.0 * correct / max(total, 1)}  # top-1, selects nothing
 
     def checkpoint(self, epoch: int) -> dict[str, Any]:
         return classifier_checkpoint(self.model, ds=self.ds, epoch=epoch)
@@ -209,6 +224,7 @@ def run(spec: JobSpec, tracker: Any) -> None:
         metadata_root=spec.path("meta"),
         seed=spec.seed,
         device=device,
+        workers=spec.workers,
     )
     fingerprint = job_fingerprint(
         spec.config,

@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fcam.cams.cache import load_cam_cache
 from fcam.constants import DATASET_KINDS
-from fcam.data.datasets import WSOLDataset, training_loader
+from fcam.data.datasets import WSOLDataset, make_loader
 from fcam.data.metadata import read_split
 from fcam.errors import CheckpointError, ConfigError
 from fcam.evaluate.scoring import score_maps, validation_step
@@ -115,7 +114,9 @@ def decoder_step(
     Returns:
         The total loss and each active term's unweighted value.
     """
-    fg_region, bg_region = seed_regions(cams, bg_fraction=bg_fraction, erosion=seeds.erosion, bg_ties=seeds.bg_ties)
+    fg_region, bg_region = seed_regions(
+        cams, bg_fraction=bg_fraction, erosion=seeds.erosion, bg_ties=seeds.bg_ties
+    )
     seed_map = sample_seeds(
         fg_region, bg_region, n_fg=seeds.n_fg, n_bg=seeds.n_bg, dilation=seeds.dilation, generator=generator
     )
@@ -153,8 +154,10 @@ class DecoderPhase:
         metadata_root: Path,
         seed: int,
         device: torch.device,
+        workers: int = 0,
     ) -> None:
         self.params, self.images, self.setting, self.device = decoder, images, setting, device
+        self.workers = workers
         self.ds, self.method, self.classifier_path = ds, method, classifier
         self.kind = DATASET_KINDS[ds]
         self.val_step = validation_step(self.kind, val_step)
@@ -174,15 +177,16 @@ class DecoderPhase:
             cams=cache["cams"].float(),
             seed=seed,
         )
-        self.val_loader = DataLoader(
+        self.val_loader = make_loader(
             WSOLDataset(
                 self.val_meta, train=False, resize_size=images.resize_size, crop_size=images.crop_size
             ),
             batch_size=decoder.batch_size,
-            shuffle=False,
+            workers=workers,
         )
         frozen = load_classifier(classifier, device)
-        self.model = FCAM(frozen, build_decoder(frozen.backbone, frozen.encoder.out_channels)).to(device)
+        decoder_net = build_decoder(frozen.backbone, frozen.encoder.out_channels, frozen.width)
+        self.model = FCAM(frozen, decoder_net).to(device)
         self.optimizer = torch.optim.SGD(
             [p for p in self.model.parameters() if p.requires_grad],
             lr=decoder.lr,
@@ -218,7 +222,14 @@ class DecoderPhase:
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         self.train_set.set_epoch(epoch)
-        loader = training_loader(self.train_set, self.params.batch_size, self.loader_rng)
+        loader = make_loader(
+            self.train_set,
+            batch_size=self.params.batch_size,
+            workers=self.workers,
+            shuffle=True,
+            generator=self.loader_rng,
+            drop_last=True,
+        )
         self.model.train()
         sums: dict[str, float] = {}
         steps = 0
@@ -253,7 +264,7 @@ class DecoderPhase:
 
         self.model.eval()
         self.last_score = score_maps(
-            batches(), self.val_meta, self.kind, step=self.val_step, normalise=False
+            batches(), self.val_meta, self.kind, step=self.val_step
         ).value
         return {KEY: self.last_score}
 
@@ -298,6 +309,7 @@ def _train(
         metadata_root=spec.path("meta"),
         seed=spec.seed,
         device=device,
+        workers=spec.workers,
     )
     fingerprint = job_fingerprint(
         spec.config,

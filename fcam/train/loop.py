@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import shutil
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +61,8 @@ class Phase(Protocol):
         ...
 
     def validate(self) -> dict[str, float]:
-        """Validation localisation (percent) per selection key."""
+        """Validation localisation (percent) per selection key, plus any other validation metric
+        (e.g. ``acc``), which is logged but selects nothing."""
         ...
 
     def checkpoint(self, epoch: int) -> dict[str, Any]:
@@ -185,17 +187,21 @@ def fit(
         work.mkdir(parents=True, exist_ok=True)
         if validate_first:
             scores = phase.validate()
-            row = {"epoch": 0, **{f"val_{k}": scores[k] for k in keys}}
+            row = {"epoch": 0, **{f"val_{k}": v for k, v in scores.items()}}
             _keep_best(work, list(keys), phase.checkpoint(0), 0)
             result.best.update({k: scores[k] for k in keys})
             result.best_epoch.update(dict.fromkeys(keys, 0))
             result.history.append(row)
             run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=0)
 
+    train_s = val_s = 0.0
     for epoch in range(start, epochs + 1):
+        tick = time.perf_counter()
         row: dict[str, float] = {"epoch": epoch, **phase.train_epoch(epoch)}
+        tock = time.perf_counter()
         scores = phase.validate()
-        row.update({f"val_{k}": scores[k] for k in keys})
+        train_s, val_s = train_s + tock - tick, val_s + time.perf_counter() - tock
+        row.update({f"val_{k}": v for k, v in scores.items()})
         improved = [k for k in keys if scores[k] > result.best.get(k, -math.inf)]
         if improved:
             _keep_best(work, improved, phase.checkpoint(epoch), epoch)
@@ -219,6 +225,7 @@ def fit(
         )
     if not (work / "last.pt").exists():  # no epoch to train (epochs == 0)
         save_checkpoint(phase.checkpoint(epochs), work / "last.pt")
+    log.info("timing: training %.2f s, validation %.2f s (%d epochs run)", train_s, val_s, epochs - start + 1)
     return result
 
 

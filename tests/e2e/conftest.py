@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.workspace import BIN, SMOKE_TARGETS, Entry, isolated_env, make_workspace, run, snapshot
+from tests.e2e.workspace import SMOKE_TARGETS, Entry, isolated_env, make_workspace, run, snakemake, snapshot
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ def smoke_trace(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
     ws = make_workspace(tmp_path_factory.mktemp("smoke"))
     home, tmp = tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("tmpdir")
     before = snapshot(ws)
-    run([str(BIN / "snakemake"), "--cores", "2", *SMOKE_TARGETS], ws, env_changes=isolated_env(home, tmp))
+    run(snakemake("--cores", "2", *SMOKE_TARGETS), ws, env_changes=isolated_env(home, tmp))
     return SmokeRun(ws=ws, home=home, tmp=tmp, before=before, after=snapshot(ws))
 
 

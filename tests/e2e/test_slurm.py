@@ -1,4 +1,4 @@
-"""The SLURM profile (workflow/profiles/slurm): what it asks the cluster for, and the smoke DAG run on a
+"""The SLURM profile (profiles/slurm): what it asks the cluster for, and the smoke DAG run on a
 real one-node SLURM cluster through it (tests/e2e/slurm_cluster.py)."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.slurm_cluster import Cluster, ClusterUnavailable, install_packages, start_cluster
-from tests.e2e.workspace import BIN, make_workspace, run
+from tests.e2e.workspace import make_workspace, run, snakemake
 
-PROFILE = ["--workflow-profile", "workflow/profiles/slurm"]
+PROFILE = ["--workflow-profile", "profiles/slurm"]
 # The rules that run a network, with their per-attempt time limits: minutes (Snakemake's runtime) and
 # SLURM's TimeLimit.
 GPU_RULES = {
@@ -54,7 +54,7 @@ def _planned(output: str) -> list[tuple[str, dict[str, str]]]:
 
 def _dry_run(ws: Path) -> list[tuple[str, dict[str, str]]]:
     """Every job of the whole DAG (the default target) with its resources."""
-    return _planned(run([str(BIN / "snakemake"), *PROFILE, "-n"], ws).stdout)
+    return _planned(run(snakemake(*PROFILE, "-n"), ws).stdout)
 
 
 def test_profile_asks_gpus_for_network_rules_and_reads_site_settings(tmp_path, site_env):
@@ -109,7 +109,7 @@ def test_smoke_dag_runs_as_sbatch_jobs(slurm: Cluster, tmp_path: Path, site_env)
     ws = make_workspace(tmp_path / "ws")
     site_env.setenv("SBATCH_PARTITION", "debug")
     # Without accounting a lost job leaves Snakemake waiting forever, deaf to SIGTERM: hence KILL.
-    cmd = ["timeout", "-s", "KILL", str(DAG_LIMIT_S), str(BIN / "snakemake"), *PROFILE, *NO_ACCOUNTING]
+    cmd = ["timeout", "-s", "KILL", str(DAG_LIMIT_S), *snakemake(*PROFILE, *NO_ACCOUNTING)]
     proc = run([*cmd, "--verbose", "reports/table1.tex"], ws, timeout=DAG_LIMIT_S + 60, check=False)
     log = proc.stdout + proc.stderr
     if proc.returncode != 0:

@@ -9,14 +9,14 @@ from fnmatch import fnmatch
 import pytest
 import yaml
 
-from tests.e2e.workspace import BIN, SMOKE_TARGETS, changed_paths, make_workspace, run, snapshot
+from tests.e2e.workspace import SMOKE_TARGETS, changed_paths, make_workspace, run, snakemake, snapshot
 
 pytestmark = pytest.mark.slow
 
 
 def _planned_jobs(ws, targets: tuple[str, ...] = SMOKE_TARGETS) -> dict[str, int]:
     """Jobs per rule in a fresh workspace, from Snakemake's dry-run job stats."""
-    out = run([str(BIN / "snakemake"), "-n", "--cores", "2", *targets], ws).stdout
+    out = run(snakemake("-n", "--cores", "2", *targets), ws).stdout
     stats = out.split("Job stats:", 1)[1]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", stats, flags=re.M))
     return {rule: int(n) for rule, n in counts.items()}
@@ -25,8 +25,11 @@ def _planned_jobs(ws, targets: tuple[str, ...] = SMOKE_TARGETS) -> dict[str, int
 def test_smoke_dag_produces_table1_and_one_mlflow_run_per_job(smoke_run, tmp_path):
     from mlflow.tracking import MlflowClient
 
+    from fcam.pipeline.params import load_params
+    from fcam.pipeline.stages import Pipeline
+
     planned = _planned_jobs(make_workspace(tmp_path / "plan"))
-    total = planned.pop("total")
+    total = planned.pop("total") - planned.pop("all")  # the target rule runs no command
     assert set(planned) == {
         "synth",
         "classifier",
@@ -34,10 +37,14 @@ def test_smoke_dag_produces_table1_and_one_mlflow_run_per_job(smoke_run, tmp_pat
         "decoder",
         "evaluate_baseline",
         "evaluate_fcam",
+        "ablation_decoder",
+        "ablation_evaluate",
         "table1",
         "table2",
+        "comparison",
         "figures",
         "paper",
+        "ablation_table",
     }
 
     table = (smoke_run / "reports" / "table1.tex").read_text()
@@ -46,22 +53,31 @@ def test_smoke_dag_produces_table1_and_one_mlflow_run_per_job(smoke_run, tmp_pat
     assert len(cells) == 4, table
     assert all(0.0 <= float(c) <= 100.0 for c in cells)
 
+    # One finished run per job, tagged with the job's name (its DVC stage name and log stem).
+    pipeline = Pipeline(load_params(smoke_run / "params.yaml"))
+    jobs = sorted(pipeline.job_name(rule, wc) for rule in planned for wc in pipeline.jobs(rule))
+    assert len(jobs) == total
     client = MlflowClient(tracking_uri=f"sqlite:///{smoke_run / 'mlflow.db'}")
     exp = client.get_experiment_by_name("fcam")
     runs = client.search_runs([exp.experiment_id], max_results=1000)
-    assert len(runs) == total
+    assert sorted(r.data.tags["job"] for r in runs) == jobs
     assert {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.data.tags["pipeline_run"] for r in runs}) == 1  # one Snakemake invocation
     stages = [r.data.tags["stage"] for r in runs]
     assert stages.count("classifier") == planned["classifier"]
     assert stages.count("decoder") == planned["decoder"]
     decoder = next(r for r in runs if r.data.tags["stage"] == "decoder")
+    assert decoder.data.tags["job"] == "decoder@" + "-".join(
+        [decoder.data.tags[k] for k in ("ds", "backbone", "method")]
+        + [f"seed{decoder.data.tags['seed']}", decoder.data.tags["setting"]]
+    )
     history = client.get_metric_history(decoder.info.run_id, "val_localisation")
     assert len(history) >= 1
-    assert {"ds", "backbone", "method", "preset", "git_commit"} <= set(decoder.data.tags)
+    assert {"ds", "backbone", "method", "seed", "setting", "preset", "git_commit"} <= set(decoder.data.tags)
 
 
 def test_second_dry_run_has_nothing_to_do(smoke_run):
-    out = run([str(BIN / "snakemake"), "-n", "--cores", "2", *SMOKE_TARGETS], smoke_run).stdout
+    out = run(snakemake("-n", "--cores", "2", *SMOKE_TARGETS), smoke_run).stdout
     assert "Nothing to be done" in out, out
 
 
@@ -80,7 +96,7 @@ def test_metrics_and_curves_are_complete(smoke_run):
 
 # Where a run may write, relative to the repository (README, "Where fcam writes"); data_root
 # comes from the params. mlflow.db* covers the store, its lock and SQLite's journal.
-ALLOWED_FOLDERS = ("results", "reports", "logs", "mlartifacts", ".snakemake", ".dvc")
+ALLOWED_FOLDERS = ("results", "reports", "logs", "mlartifacts", "mlflow.db.spool", ".snakemake", ".dvc")
 ALLOWED_FILES = ("mlflow.db*", "dvc.lock")
 # Snakemake's own source cache: while it runs, Snakemake copies the workflow's sources into a
 # temporary folder under its user cache folder (~/.cache/snakemake, from platformdirs) and

@@ -15,18 +15,18 @@ GPU = fs.gpu_units(PARAMS["device"])
 fs.ensure_fcam_on_path()
 
 
-def flagged(output):
+def flagged(output, name):
     """An output template with Snakemake's flags (folders; files shown in the HTML report)."""
     if output.directory:
         return directory(output.path)
     if output.report:
-        return report(output.path, caption="../report/caption.rst", category=output.report)
+        return report(output.path, caption=f"../report/{name}.rst", category=output.report)
     return output.path
 
 
 def outputs_of(name):
     return {
-        key: [flagged(o) for o in value] if isinstance(value, list) else flagged(value)
+        key: [flagged(o, name) for o in value] if isinstance(value, list) else flagged(value, name)
         for key, value in PIPELINE.outputs(name).items()
     }
 
@@ -40,8 +40,12 @@ def config_of(name):
 
 
 onstart:
-    fs.on_start()
+    fs.on_start(workflow)
 
 
 onsuccess:
     fs.on_success(PIPELINE, workflow.dag.jobs, params_file=PARAMS_FILE, overrides=OVERRIDES)
+
+
+onerror:
+    fs.on_error()

@@ -45,3 +45,12 @@ def test_images_per_second_from_the_clock(bench):
                               repeats=1, warmup=0, num_classes=5, clock=lambda: next(clock))
     assert [row["images_per_s"] for row in rows] == [6.0, 6.0]
     assert "gradcam" in bench["format_table"](rows)
+
+
+def test_batched_mode_only(bench, capsys):
+    assert bench["main"]([
+        "--size", "32", "--batch", "2", "--backbones", "tv-resnet18", "--methods", "cam",
+        "--repeats", "1", "--warmup", "0", "--modes", "batched",
+    ]) == 0
+    line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith("tv-resnet18"))
+    assert line.split()[-2:] == ["-", "-"]  # single img/s and speed-up not measured

@@ -25,10 +25,20 @@ def workspace(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        write_params(root, {"methods": ["smoothgradcampp", "gradcam"], "images.resize_size": 36, "ablation.variants": {}})
+        write_params(
+            root,
+            {"methods": ["smoothgradcampp", "gradcam"], "images.resize_size": 36, "ablation.variants": {}},
+        )
         make_synthetic(
-            root / "data/synth_masks", root / "data/metadata/synth_masks", flavour="masks",
-            num_classes=2, n_train=4, n_val=2, n_test=3, size=40, seed=3,
+            root / "data/synth_masks",
+            root / "data/metadata/synth_masks",
+            flavour="masks",
+            num_classes=2,
+            n_train=4,
+            n_val=2,
+            n_test=3,
+            size=40,
+            seed=3,
         )
         torch.manual_seed(0)
         model = build_classifier("resnet50", 2)
@@ -49,14 +59,28 @@ def test_the_stage_caches_train_at_resize_size_and_test_at_crop_size(workspace: 
     assert cache["cams"].dtype == torch.float16
     assert cache["labels"].tolist() == [train.labels[i] for i in train.image_ids]
     assert torch.load(job.path("test"))["size"] == 32
-    assert {k for metrics, _ in run.metrics for k in metrics} == {"classification_top1_train", "classification_top1_test"}
+    assert {k for metrics, _ in run.metrics for k in metrics} == {
+        "classification_top1_train",
+        "classification_top1_test",
+    }
     # Smooth-Grad-CAM++ draws noise: the test split's cache does not depend on the train split before it.
     model = build_classifier("resnet50", 2)
     model.load_state_dict(torch.load(job.path("classifier"))["model"])
-    test = read_split(workspace / "data/metadata/synth_masks/test", workspace / "data/synth_masks", kind="masks")
+    test = read_split(
+        workspace / "data/metadata/synth_masks/test", workspace / "data/synth_masks", kind="masks"
+    )
     alone = workspace / "alone.pt"
-    cache_split(model.eval(), test, alone, method="smoothgradcampp", size=32, batch_size=32, reference=False,
-                seed=0, device=torch.device("cpu"))
+    cache_split(
+        model.eval(),
+        test,
+        alone,
+        method="smoothgradcampp",
+        size=32,
+        batch_size=32,
+        reference=False,
+        seed=0,
+        device=torch.device("cpu"),
+    )
     assert torch.equal(torch.load(alone)["cams"], torch.load(job.path("test"))["cams"])
 
 
@@ -64,7 +88,9 @@ def test_cached_cams_are_the_methods_cams(workspace: Path, monkeypatch) -> None:
     monkeypatch.chdir(workspace)
     run_stage("cams", ds="synth_masks", backbone="resnet50", method="gradcam", seed=0)
     job = spec("cams", ds="synth_masks", backbone="resnet50", method="gradcam", seed=0)
-    meta = read_split(workspace / "data/metadata/synth_masks/test", workspace / "data/synth_masks", kind="masks")
+    meta = read_split(
+        workspace / "data/metadata/synth_masks/test", workspace / "data/synth_masks", kind="masks"
+    )
     dataset = WSOLDataset(meta, train=False, resize_size=32, crop_size=32)
     images = torch.stack([dataset[i]["image"] for i in range(3)])
     model = build_classifier("resnet50", 2)

@@ -21,11 +21,22 @@ def _errors(capsys) -> list[str]:
 def test_missing_inputs_are_one_clear_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     write_params(tmp_path)
-    make_synthetic(tmp_path / "data/synth_boxes", tmp_path / "data/metadata/synth_boxes", flavour="boxes",
-                   num_classes=2, n_train=2, n_val=2, n_test=2, size=40, seed=0)
+    make_synthetic(
+        tmp_path / "data/synth_boxes",
+        tmp_path / "data/metadata/synth_boxes",
+        flavour="boxes",
+        num_classes=2,
+        n_train=2,
+        n_val=2,
+        n_test=2,
+        size=40,
+        seed=0,
+    )
     assert main(["evaluate", "fcam", *JOB]) == 2
     (err,) = _errors(capsys)
-    assert err.startswith("fcam evaluate: error: results/decoder/synth_boxes/resnet50/cam/seed0/nbg0.1-alpha1/best.pt")
+    assert err.startswith(
+        "fcam evaluate: error: results/decoder/synth_boxes/resnet50/cam/seed0/nbg0.1-alpha1/best.pt"
+    )
     assert "checkpoint not found" in err
     assert not (tmp_path / "results/evaluate").exists()
 
@@ -45,7 +56,8 @@ def test_a_job_gets_its_configuration_from_one_file_and_set_flags(tmp_path, monk
     write_params(tmp_path, name="mine.yaml")
     assert main(["cache-cams", *JOB, "--params", "mine.yaml", "--set", "cams.batch_size=0"]) == 2
     (err,) = _errors(capsys)
-    assert "mine.yaml (with --set cams.batch_size=0)" in err and "cams.batch_size" in err
+    assert "mine.yaml (with --set cams.batch_size=0)" in err
+    assert "cams.batch_size" in err
     assert main(["train-decoder", *JOB]) == 2  # no params.yaml here, and no --setting
     assert "params.yaml: params file not found" in _errors(capsys)[0]
 

@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from fcam.constants import IMAGENET_MEAN, IMAGENET_STD
-from fcam.data.datasets import WSOLDataset, read_image_rgb, training_loader
+from fcam.data.datasets import WSOLDataset, make_loader, read_image_rgb
 from fcam.data.metadata import SplitMetadata, read_split
 from fcam.errors import ConfigError, DataError
 from tests.unit.data._images import flat_png_bytes
@@ -281,10 +281,15 @@ def test_bad_arguments(coord_meta: SplitMetadata) -> None:
 )
 def test_training_loader_drops_the_last_batch_unless_it_is_the_only_one(n, batch_size, sizes) -> None:
     data = torch.utils.data.TensorDataset(torch.arange(n))
-    loader = training_loader(data, batch_size, torch.Generator().manual_seed(0))
+    loader = make_loader(
+        data, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0), drop_last=True
+    )
     batches = [b[0] for b in loader]
     assert [len(b) for b in batches] == sizes
     seen = torch.cat(batches)
     assert len(set(seen.tolist())) == len(seen)  # shuffled without repetition
-    again = [b[0] for b in training_loader(data, batch_size, torch.Generator().manual_seed(0))]
+    again = make_loader(
+        data, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0), drop_last=True
+    )
+    again = [b[0] for b in again]
     assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))  # the generator decides

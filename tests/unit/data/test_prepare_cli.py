@@ -42,7 +42,9 @@ def test_import_prepare_verify(mini_cub, tmp_path, capsys):
     assert read_metadata(tmp_path / "root" / "metadata" / "cub") == EXPECTED_CUB
     capsys.readouterr()
     report = tmp_path / "report.json"
-    assert main(["data", "verify", "cub", "--data-root", "root", "--report", str(report), "--no-progress"]) == 0
+    assert (
+        main(["data", "verify", "cub", "--data-root", "root", "--report", str(report), "--no-progress"]) == 0
+    )
     printed = json.loads(capsys.readouterr().out)
     assert printed == load_json(report)
     assert printed["splits"]["val"]["boxes"] == 3
@@ -52,7 +54,10 @@ def test_env_data_root_is_used_when_no_flag(mini_cub, tmp_path, monkeypatch):
     monkeypatch.setenv("FCAM_DATA_ROOT", str(tmp_path / "shared"))
     assert main(["data", "import", "cub", str(mini_cub.paths["cubv2"])]) == 0
     assert (tmp_path / "shared" / "downloads" / "cub" / "CUBV2.tar").is_file()
-    assert main(["data", "import", "cub", str(mini_cub.paths["cubv2"]), "--data-root", str(tmp_path / "flag")]) == 0
+    assert (
+        main(["data", "import", "cub", str(mini_cub.paths["cubv2"]), "--data-root", str(tmp_path / "flag")])
+        == 0
+    )
     assert (tmp_path / "flag" / "downloads" / "cub" / "CUBV2.tar").is_file()
 
 

@@ -11,7 +11,7 @@ from torch import nn
 from fcam.constants import BACKBONES
 from fcam.errors import ConfigError
 from fcam.models import InceptionV3Encoder, VGG16Encoder, build_decoder, build_encoder
-from fcam.models.backbones import _InceptionBStride1
+from fcam.models.blocks import InceptionB
 
 # Feature sizes at 224 (batch 1), shallow -> deep, as documented in fcam.models.backbones.
 SHAPES_224 = {
@@ -189,7 +189,8 @@ def test_inceptionv3_skip_taps_are_the_authors_stages(classifiers):
 
 def test_inception_mixed_6a_keeps_spatial_size():
     block = build_encoder("inceptionv3").Mixed_6a.eval()
-    assert isinstance(block, _InceptionBStride1)
+    assert isinstance(block, InceptionB)
+    assert block.stride == 1
     with torch.no_grad():
         out = block(torch.randn(1, 288, 9, 7))
     assert tuple(out.shape) == (1, 768, 9, 7)

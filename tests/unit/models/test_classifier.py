@@ -58,9 +58,11 @@ def test_attributes_and_target_layer(classifiers):
 
 
 def test_head_init(classifiers):
+    """The authors' head: Xavier-uniform, std sqrt(2 / (fan_in + fan_out)), zero bias."""
     fc = classifiers["resnet50"].fc
     assert torch.count_nonzero(fc.bias) == 0
-    assert 0.009 < fc.weight.std().item() < 0.011
+    expected = (2 / (fc.in_features + fc.out_features)) ** 0.5
+    assert fc.weight.std().item() == pytest.approx(expected, rel=0.05)
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.0, True, "200"])

@@ -49,9 +49,15 @@ def test_each_foreach_template_renders_each_job_exactly(preset):
         assert len(items) == len(jobs)
         for item, wc in zip(items, jobs, strict=True):
             rendered = _render(entry.get("do", entry), item)
-            inputs = [p for v in pipeline.inputs(name, wc).values() for p in (v if isinstance(v, list) else [v])]
+            inputs = [
+                p for v in pipeline.inputs(name, wc).values() for p in (v if isinstance(v, list) else [v])
+            ]
             assert rendered["deps"][: len(dict.fromkeys(inputs))] == list(dict.fromkeys(inputs))
-            outs = [_fill(o.path, **wc) for v in pipeline.outputs(name).values() for o in (v if isinstance(v, list) else [v])]
+            outs = [
+                _fill(o.path, **wc)
+                for v in pipeline.outputs(name).values()
+                for o in (v if isinstance(v, list) else [v])
+            ]
             assert rendered["outs"] == outs
             log = _fill(pipeline.log(name), **wc)
             assert rendered["cmd"] == pipeline.command(name, wc, log=log, params_file="params.yaml")
@@ -64,12 +70,16 @@ def test_a_stale_dvc_yaml_is_named_with_the_fix(tmp_path, monkeypatch):
     (tmp_path / "dvc.yaml").write_text(dvc_yaml(pipeline))
     check_dvc_yaml(pipeline)
     changed = Pipeline(load_params(write_params(tmp_path, {"seeds": [0, 1]})))
-    with pytest.raises(ConfigError, match=r"does not match the structure of .*run `fcam dvc-yaml`, then `dvc repro`"):
+    with pytest.raises(
+        ConfigError, match=r"does not match the structure of .*run `fcam dvc-yaml`, then `dvc repro`"
+    ):
         check_dvc_yaml(changed)
 
 
 def test_values_do_not_change_dvc_yaml(tmp_path):
     """Only the structure is in dvc.yaml: editing a value needs no regeneration."""
     base = dvc_yaml(Pipeline(load_params(write_params(tmp_path))))
-    edited = dvc_yaml(Pipeline(load_params(write_params(tmp_path, {"decoder.lr": 0.5, "classifier.epochs": 7}))))
+    edited = dvc_yaml(
+        Pipeline(load_params(write_params(tmp_path, {"decoder.lr": 0.5, "classifier.epochs": 7})))
+    )
     assert base == edited

@@ -10,7 +10,13 @@ import pytest
 import yaml
 
 from fcam.errors import ConfigError
-from fcam.pipeline.params import apply_overrides, check_data_root, load_params, parse_assignment, validate_params
+from fcam.pipeline.params import (
+    apply_overrides,
+    check_data_root,
+    load_params,
+    parse_assignment,
+    validate_params,
+)
 from tests.jobs import REPO, preset, write_params
 
 PRESETS = [REPO / "params.yaml", *sorted((REPO / "workflow" / "presets").glob("*.yaml"))]
@@ -19,7 +25,8 @@ PRESETS = [REPO / "params.yaml", *sorted((REPO / "workflow" / "presets").glob("*
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.name)
 def test_every_preset_is_valid(path):
     params = load_params(path)
-    assert params.datasets and params.seeds
+    assert params.datasets
+    assert params.seeds
 
 
 @pytest.fixture
@@ -30,32 +37,61 @@ def params() -> dict:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda c: c["classifier"].__setitem__("epochs", "six"), "classifier.epochs: expected integer, got 'six'"),
-        (lambda c: c["classifier"].__setitem__("epochs", 1.0), "classifier.epochs: expected integer, got 1.0"),
-        (lambda c: c["backbones"].__setitem__("alexnet", {"classifier": {}, "decoder": {}}), "backbones.alexnet"),
+        (
+            lambda c: c["classifier"].__setitem__("epochs", "six"),
+            "classifier.epochs: expected integer, got 'six'",
+        ),
+        (
+            lambda c: c["classifier"].__setitem__("epochs", 1.0),
+            "classifier.epochs: expected integer, got 1.0",
+        ),
+        (
+            lambda c: c["backbones"].__setitem__("alexnet", {"classifier": {}, "decoder": {}}),
+            "backbones.alexnet",
+        ),
         (lambda c: c["backbones"]["vgg16"].pop("decoder"), "backbones.vgg16.decoder: missing"),
-        (lambda c: c["backbones"]["vgg16"]["classifier"].__setitem__("lr", 0), "backbones.vgg16.classifier.lr"),
-        (lambda c: c["backbones"]["vgg16"]["classifier"].__setitem__("lrr", 1), "backbones.vgg16.classifier.lrr: unknown key"),
+        (
+            lambda c: c["backbones"]["vgg16"]["classifier"].__setitem__("lr", 0),
+            "backbones.vgg16.classifier.lr",
+        ),
+        (
+            lambda c: c["backbones"]["vgg16"]["classifier"].__setitem__("lrr", 1),
+            "backbones.vgg16.classifier.lrr: unknown key",
+        ),
         (lambda c: c["decoder"].__setitem__("lrr", 0.1), "decoder.lrr: unknown key"),
         (lambda c: c["classifier"].pop("lr"), "classifier.lr: missing"),
         (lambda c: c.pop("seeds"), "seeds: missing"),
-        (lambda c: c["datasets"].__setitem__("imagenet", {"classifier": {}, "decoder": {}}), "datasets.imagenet"),
+        (
+            lambda c: c["datasets"].__setitem__("imagenet", {"classifier": {}, "decoder": {}}),
+            "datasets.imagenet",
+        ),
         (lambda c: c["decoder"]["loss"]["crf"].__setitem__("weight", -1.0), "decoder.loss.crf.weight"),
         (lambda c: c.__setitem__("device", "gpu"), "device"),
         (lambda c: c["synth"].pop("synth_masks"), "synth.synth_masks: missing"),
         (lambda c: c.__setitem__("seeds", [0, 0]), "seeds: [0, 0] has non-unique elements"),
         (lambda c: c["images"].__setitem__("crop_size", 512), "images.crop_size: 512 exceeds resize_size"),
-        (lambda c: c["decoder"]["loss"]["pce"].update(start_epoch=3, end_epoch=1), "decoder.loss.pce.end_epoch"),
         (
-            lambda c: c["datasets"]["synth_masks"]["decoder"].update(loss={"size": {"start_epoch": 3, "end_epoch": 2}}),
+            lambda c: c["decoder"]["loss"]["pce"].update(start_epoch=3, end_epoch=1),
+            "decoder.loss.pce.end_epoch",
+        ),
+        (
+            lambda c: c["datasets"]["synth_masks"]["decoder"].update(
+                loss={"size": {"start_epoch": 3, "end_epoch": 2}}
+            ),
             "datasets.synth_masks.decoder.loss.size.end_epoch",
         ),
         (
             lambda c: c["datasets"]["synth_boxes"]["classifier"].__setitem__("lr", 0.5),
             "backbones.vgg16.classifier.lr: also set by datasets.synth_boxes.classifier.lr",
         ),
-        (lambda c: c["ablation"]["variants"].__setitem__("crf", ["crf"]), "ablation.variants.crf: every variant keeps pce"),
-        (lambda c: c["ablation"]["variants"].__setitem__("all", ["pce", "crf", "size"]), "the full loss is the main"),
+        (
+            lambda c: c["ablation"]["variants"].__setitem__("crf", ["crf"]),
+            "ablation.variants.crf: every variant keeps pce",
+        ),
+        (
+            lambda c: c["ablation"]["variants"].__setitem__("all", ["pce", "crf", "size"]),
+            "the full loss is the main",
+        ),
         (lambda c: c["ablation"].__setitem__("method", "scorecam"), "ablation.method"),
         (lambda c: c["search"].__setitem__("bg_fraction", [0.1, 1.5]), "search.bg_fraction[1]"),
     ],
@@ -71,7 +107,12 @@ def test_mistakes_name_the_key(params, mutate, message):
 
 @pytest.mark.parametrize(
     ("key", "text"),
-    [("decoder.lr", ".nan"), ("classifier.lr", ".inf"), ("evaluate.step", ".nan"), ("decoder.loss.crf.weight", "-.inf")],
+    [
+        ("decoder.lr", ".nan"),
+        ("classifier.lr", ".inf"),
+        ("evaluate.step", ".nan"),
+        ("decoder.loss.crf.weight", "-.inf"),
+    ],
 )
 def test_non_finite_numbers_are_refused_with_file_line_and_key(tmp_path, key, text):
     """NaN and infinities pass JSON-schema bounds; they are refused anywhere, naming the key."""
@@ -79,7 +120,9 @@ def test_non_finite_numbers_are_refused_with_file_line_and_key(tmp_path, key, te
     path.write_text(path.read_text().replace("PLACEHOLDER", text))
     with pytest.raises(ConfigError) as err:
         load_params(path)
-    assert re.match(rf"^{re.escape(str(path))}:\d+: {re.escape(key)}: expected a finite number", str(err.value))
+    assert re.match(
+        rf"^{re.escape(str(path))}:\d+: {re.escape(key)}: expected a finite number", str(err.value)
+    )
 
 
 def test_nan_inside_a_list_and_an_override_are_refused(tmp_path):
@@ -118,7 +161,10 @@ def test_a_key_written_twice_is_an_error_naming_both_lines(tmp_path):
     path = write_params(tmp_path)
     text = path.read_text().replace("preset: smoke\n", "preset: smoke\npreset: other\n")
     path.write_text(text)
-    with pytest.raises(ConfigError, match=r"params\.yaml:line 2: key 'preset' written twice in one mapping \(first at line 1\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"params\.yaml:line 2: key 'preset' written twice in one mapping \(first at line 1\)",
+    ):
         load_params(path)
 
 
@@ -153,9 +199,15 @@ def test_set_overrides_are_validated_and_named(tmp_path):
 def test_sections_apply_dataset_and_backbone_overrides():
     params = load_params(REPO / "params.yaml")
     assert params.section("classifier", ds="synth_boxes", backbone="vgg16")["lr"] == 0.01
-    assert params.section("classifier", ds="synth_boxes", backbone="resnet50")["lr"] == params["classifier"]["lr"]
+    assert (
+        params.section("classifier", ds="synth_boxes", backbone="resnet50")["lr"]
+        == params["classifier"]["lr"]
+    )
     assert params.section("decoder", ds="synth_masks", backbone="resnet50")["epochs"] == 3
-    assert params.section("decoder", ds="synth_boxes", backbone="resnet50")["epochs"] == params["decoder"]["epochs"]
+    assert (
+        params.section("decoder", ds="synth_boxes", backbone="resnet50")["epochs"]
+        == params["decoder"]["epochs"]
+    )
     paper = load_params(REPO / "workflow" / "presets" / "paper.yaml")
     assert paper.section("classifier", ds="openimages", backbone="vgg16")["epochs"] == 10
     assert paper.section("classifier", ds="cub", backbone="vgg16")["epochs"] == 50
@@ -164,7 +216,8 @@ def test_sections_apply_dataset_and_backbone_overrides():
 def test_search_settings_are_named_by_their_values():
     paper = load_params(REPO / "workflow" / "presets" / "paper.yaml")
     names = [s.name for s in paper.settings]
-    assert len(names) == 14 and names[:3] == ["nbg0.1-alpha1", "nbg0.1-alpha0.1", "nbg0.2-alpha1"]
+    assert len(names) == 14
+    assert names[:3] == ["nbg0.1-alpha1", "nbg0.1-alpha0.1", "nbg0.2-alpha1"]
     assert paper.setting("nbg0.7-alpha0.1").bg_fraction == 0.7
     with pytest.raises(ConfigError, match="not in the grid"):
         paper.setting("nbg0.8-alpha1")
@@ -237,4 +290,5 @@ def test_names_used_in_paths_cannot_hold_separators_or_dots(params, mutate, key,
 def test_schema_file_ships_with_the_package():
     from fcam.pipeline.params import SCHEMA
 
-    assert SCHEMA.is_file() and Path(SCHEMA).parent.name == "pipeline"
+    assert SCHEMA.is_file()
+    assert Path(SCHEMA).parent.name == "pipeline"

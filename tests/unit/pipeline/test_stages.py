@@ -31,7 +31,8 @@ def test_default_preset_shares_one_classifier_trajectory_per_dataset_backbone_an
     assert counts["classifier"] == 2 * 3 * 3  # datasets x backbones x seeds
     assert counts["cams"] == counts["decoder"] == counts["evaluate_fcam"] == 2 * 3 * 6 * 3
     assert "select" not in counts  # one search point: nothing to choose
-    assert "download" not in counts and counts["synth"] == 2
+    assert "download" not in counts
+    assert counts["synth"] == 2
     assert counts["figures"] == 2 * 3 * 6
 
 
@@ -40,7 +41,8 @@ def test_paper_preset_trains_one_classifier_per_method_and_searches_n_minus_and_
     assert counts["classifier"] == 36  # 2 datasets x 3 backbones x 6 methods, one seed
     assert counts["decoder"] == 36 * 14  # n- in {0.1..0.7} x alpha in {1, 0.1}
     assert counts["select"] == counts["evaluate_fcam"] == counts["evaluate_baseline"] == 36
-    assert counts["download"] == counts["prepare"] == 2 and "synth" not in counts
+    assert counts["download"] == counts["prepare"] == 2
+    assert "synth" not in counts
 
 
 @pytest.mark.parametrize("params", [DEFAULT, SMOKE, PAPER], ids=["default", "smoke", "paper"])
@@ -64,7 +66,13 @@ def test_every_input_is_made_by_exactly_one_job(params):
 
 def test_job_names_and_specs():
     pipeline = Pipeline(DEFAULT)
-    wc = {"ds": "synth_masks", "backbone": "vgg16", "method": "gradcam", "seed": "2", "setting": "nbg0.1-alpha1"}
+    wc = {
+        "ds": "synth_masks",
+        "backbone": "vgg16",
+        "method": "gradcam",
+        "seed": "2",
+        "setting": "nbg0.1-alpha1",
+    }
     spec = pipeline.spec("decoder", wc, params_file="params.yaml")
     assert spec.name == "decoder@synth_masks-vgg16-gradcam-seed2-nbg0.1-alpha1"
     assert spec.path("classifier") == Path("results/classifier/synth_masks/vgg16/gradcam/seed2/best.pt")
@@ -72,7 +80,9 @@ def test_job_names_and_specs():
     assert spec.log == Path("logs/decoder/synth_masks/vgg16/gradcam/seed2/nbg0.1-alpha1.log")
     assert spec.config["decoder"]["epochs"] == 3  # datasets.synth_masks.decoder.epochs
     assert spec.config["setting"] == {"name": "nbg0.1-alpha1", "bg_fraction": 0.1, "pce_weight": 1.0}
-    shared = pipeline.spec("classifier", {"ds": "synth_boxes", "backbone": "vgg16", "seed": 0}, params_file="p")
+    shared = pipeline.spec(
+        "classifier", {"ds": "synth_boxes", "backbone": "vgg16", "seed": 0}, params_file="p"
+    )
     assert shared.paths("best") == tuple(
         Path(f"results/classifier/synth_boxes/vgg16/{m}/seed0/best.pt") for m in CAM_METHODS
     )
@@ -84,7 +94,10 @@ def test_job_names_and_specs():
     [
         ({"ds": "synth_boxes", "backbone": "vgg16"}, "missing: ['seed']"),
         ({"ds": "synth_boxes", "backbone": "vgg16", "seed": 0, "method": "cam"}, "not taken: ['method']"),
-        ({"ds": "synth_boxes", "backbone": "vgg16", "seed": 7}, "seed '7' is not enabled for stage classifier"),
+        (
+            {"ds": "synth_boxes", "backbone": "vgg16", "seed": 7},
+            "seed '7' is not enabled for stage classifier",
+        ),
         ({"ds": "cub", "backbone": "vgg16", "seed": 0}, "ds 'cub' is not enabled"),
     ],
 )
@@ -123,7 +136,18 @@ def _perturb(value):
 
 
 #: Keys the pipeline itself consumes (which jobs exist, where they run), not a job's config.
-_STRUCTURE = {"seeds", "device", "threads", "data_root", "methods", "datasets", "backbones", "search", "ablation"}
+_STRUCTURE = {
+    "seeds",
+    "device",
+    "threads",
+    "workers",
+    "data_root",
+    "methods",
+    "datasets",
+    "backbones",
+    "search",
+    "ablation",
+}
 
 
 def _typed_configs(params: Params) -> dict[str, object]:
@@ -142,12 +166,39 @@ def _typed_configs(params: Params) -> dict[str, object]:
             built = config
             for job_type in job_types:
                 try:
-                    built = from_mapping(job_type, {**config, **({"size": None} if job_type.__name__ == "EvaluateJob" and "size" not in config else {})})
+                    built = from_mapping(
+                        job_type,
+                        {
+                            **config,
+                            **(
+                                {"size": None}
+                                if job_type.__name__ == "EvaluateJob" and "size" not in config
+                                else {}
+                            ),
+                        },
+                    )
                     break
                 except ConfigError:
                     continue
             configs[pipeline.job_name(name, wc)] = built
     return configs
+
+
+def test_where_jobs_run_comes_with_the_job_not_its_config():
+    """device, threads and workers change where and how fast a job runs, not its result."""
+    where = {"threads": 2, "workers": 3, "device": "cpu"}
+    changed = Params(data={**DEFAULT.data, **where}, source="t")
+    wildcards = {
+        "ds": "synth_boxes",
+        "backbone": "vgg16",
+        "method": "cam",
+        "seed": "0",
+        "setting": "nbg0.1-alpha1",
+    }
+    spec = Pipeline(changed).spec("decoder", wildcards, params_file="p")
+    assert (spec.device, spec.threads, spec.workers) == ("cpu", 2, 3)
+    table = Pipeline(changed).spec("table1", {}, params_file="p")
+    assert (table.threads, table.workers) == (1, 0)  # no network: one thread, no loader processes
 
 
 @pytest.mark.parametrize("preset", [DEFAULT, PAPER], ids=["default", "paper"])
@@ -176,7 +227,14 @@ def test_typed_configs_take_every_key_of_every_job():
     for params in (DEFAULT, PAPER):
         for name, built in _typed_configs(params).items():
             stage = name.partition("@")[0]
-            if stage in ("classifier", "cams", "decoder", "ablation_decoder", "evaluate_baseline", "evaluate_fcam"):
+            if stage in (
+                "classifier",
+                "cams",
+                "decoder",
+                "ablation_decoder",
+                "evaluate_baseline",
+                "evaluate_fcam",
+            ):
                 assert not isinstance(built, dict), f"{name}: its config does not build its job dataclass"
 
 
@@ -212,10 +270,14 @@ def test_dvc_and_snakemake_commands_differ_only_by_threads():
     from fcam.pipeline.handoff import snakemake_shell
 
     pipeline = Pipeline(DEFAULT)
-    for name, stage in pipeline.stages.items():
+    for name, _stage in pipeline.stages.items():
         for wc in itertools.islice(pipeline.jobs(name), 2):
             smk = snakemake_shell(pipeline, name, params_file="params.yaml")
             smk = smk.replace("{log}", _fill(pipeline.log(name), **wc))
-            smk = smk.format(wildcards=type("W", (), wc), threads=1) if "{wildcards" in smk else smk.replace("{threads}", "1")
+            smk = (
+                smk.format(wildcards=type("W", (), wc), threads=1)
+                if "{wildcards" in smk
+                else smk.replace("{threads}", "1")
+            )
             dvc = pipeline.command(name, wc, log=_fill(pipeline.log(name), **wc), params_file="params.yaml")
             assert smk == f"{dvc} --threads 1", name

@@ -25,11 +25,19 @@ def workspace(tmp_path: Path, monkeypatch, write_metrics: Callable[..., Path], e
     write_params(tmp_path, CHANGES)
     for path in spec("table1").paths("metrics"):
         ds, backbone, method, seed, variant = path.parts[-6:-1]
-        write_metrics(tmp_path / "results/evaluate", ds, backbone, method, variant, seed=int(seed[4:]), preset="smoke")
+        write_metrics(
+            tmp_path / "results/evaluate", ds, backbone, method, variant, seed=int(seed[4:]), preset="smoke"
+        )
     for path in spec("ablation_table").paths("metrics"):
         ds, backbone, method, seed, variant = path.parts[-6:-1]
         write_metrics(
-            tmp_path / "results/ablation/evaluate", ds, backbone, method, variant, seed=int(seed[4:]), preset="smoke"
+            tmp_path / "results/ablation/evaluate",
+            ds,
+            backbone,
+            method,
+            variant,
+            seed=int(seed[4:]),
+            preset="smoke",
         )
     eval_outputs("synth_masks")
     return tmp_path
@@ -41,13 +49,18 @@ def test_tables_comparison_and_ablation(workspace: Path, parse_tex) -> None:
     rows = parse_tex((workspace / "reports/table1.tex").read_text())
     assert list(rows)[1:] == ["Method", "CAM", "GradCAM", "CAM + F-CAM", "GradCAM + F-CAM"]  # params' order
     assert rows["Method"][:2] == ["VGG16", "ResNet50"]
-    assert "±" in (workspace / "reports/table1.tex").read_text() or r"\pm" in (workspace / "reports/table1.tex").read_text()
+    assert (
+        "±" in (workspace / "reports/table1.tex").read_text()
+        or r"\pm" in (workspace / "reports/table1.tex").read_text()
+    )
     assert "beyond noise" in (workspace / "reports/comparison.md").read_text()
     assert "PCE" in (workspace / "reports/ablation.tex").read_text()
 
 
 def test_figures_of_one_cell(workspace: Path) -> None:
-    assert main(["report", "figures", "--ds", "synth_masks", "--backbone", "resnet50", "--method", "cam"]) == 0
+    assert (
+        main(["report", "figures", "--ds", "synth_masks", "--backbone", "resnet50", "--method", "cam"]) == 0
+    )
     assert len(list((workspace / "reports/figures").glob("synth_masks_resnet50_cam_*.png"))) == 3
 
 
@@ -56,7 +69,8 @@ def test_a_missing_listed_file_is_one_error_naming_it(workspace: Path, capsys) -
     missing.unlink()
     assert main(["report", "table1"]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("fcam report: error:")]
-    assert len(errors) == 1 and str(missing) in errors[0]
+    assert len(errors) == 1
+    assert str(missing) in errors[0]
     assert not (workspace / "reports/table1.tex").exists()
 
 

@@ -31,14 +31,34 @@ def _one_thread():
 
 
 def _data(root: Path, n_train: int = 2) -> None:
-    make_synthetic(root / "data", root / "meta", flavour="boxes", num_classes=2,
-                   n_train=n_train, n_val=5, n_test=1, size=40, seed=0)
+    make_synthetic(
+        root / "data",
+        root / "meta",
+        flavour="boxes",
+        num_classes=2,
+        n_train=n_train,
+        n_val=5,
+        n_test=1,
+        size=40,
+        seed=0,
+    )
 
 
 def _job(reference: bool = False, epochs: int = 1) -> ClassifierJob:
     return ClassifierJob(
-        classifier=ClassifierParams(per_method=False, pretrained="none", epochs=epochs, lr=0.002, batch_size=4,
-                                    momentum=0.9, nesterov=True, weight_decay=1e-4, step_size=15, gamma=0.1),
+        classifier=ClassifierParams(
+            per_method=False,
+            pretrained="none",
+            width=1.0,
+            epochs=epochs,
+            lr=0.002,
+            batch_size=4,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=1e-4,
+            step_size=15,
+            gamma=0.1,
+        ),
         images=ImageSizes(resize_size=36, crop_size=32),
         cam_reference=reference,
         val_step=0.004,
@@ -46,14 +66,27 @@ def _job(reference: bool = False, epochs: int = 1) -> ClassifierJob:
 
 
 def _phase(root: Path, methods, *, backbone: str = "resnet50", seed: int = 3, **kw) -> ClassifierPhase:
-    return ClassifierPhase(_job(**kw), ds="synth_boxes", backbone=backbone, methods=methods,
-                           dataset_root=root / "data", metadata_root=root / "meta", seed=seed,
-                           device=torch.device("cpu"))
+    return ClassifierPhase(
+        _job(**kw),
+        ds="synth_boxes",
+        backbone=backbone,
+        methods=methods,
+        dataset_root=root / "data",
+        metadata_root=root / "meta",
+        seed=seed,
+        device=torch.device("cpu"),
+    )
 
 
-@pytest.mark.parametrize("methods", [
-    ("cam", "smoothgradcampp", "gradcampp", "layercam"), ("smoothgradcampp",), ("gradcam", "xgradcam"),
-], ids="+".join)
+@pytest.mark.parametrize(
+    "methods",
+    [
+        ("cam", "smoothgradcampp", "gradcampp", "layercam"),
+        ("smoothgradcampp",),
+        ("gradcam", "xgradcam"),
+    ],
+    ids="+".join,
+)
 @pytest.mark.parametrize("reference", [False, True], ids=["textbook", "reference"])
 def test_shared_pass_scores_as_one_pass_per_method_and_keeps_the_rng(tmp_path: Path, methods, reference):
     _data(tmp_path)
@@ -66,15 +99,27 @@ def test_shared_pass_scores_as_one_pass_per_method_and_keeps_the_rng(tmp_path: P
     for method in methods:
         noise = torch.Generator().manual_seed(3)
         batches = (
-            (batch["index"], *compute_cams(phase.model, batch["image"], batch["label"], method,
-                                           reference=reference, generator=noise, return_logits=True))
+            (
+                batch["index"],
+                *compute_cams(
+                    phase.model,
+                    batch["image"],
+                    batch["label"],
+                    method,
+                    reference=reference,
+                    generator=noise,
+                    return_logits=True,
+                ),
+            )
             for batch in loader
         )
-        expected[method] = score_maps(batches, meta, kind, step=validation_step(kind, 0.004), normalise=True).value
+        expected[method] = score_maps(
+            batches, meta, kind, step=validation_step(kind, 0.004)
+        ).value
     rng = torch.get_rng_state()
     scores = phase.validate()
-    assert scores == expected
-    assert list(scores) == list(methods)
+    assert {m: scores[m] for m in methods} == expected
+    assert list(scores) == [*methods, "acc"]
     assert torch.equal(torch.get_rng_state(), rng)
 
 
@@ -85,7 +130,9 @@ def test_the_trajectory_does_not_depend_on_the_methods_validated(tmp_path: Path)
     for methods in (("cam",), ("smoothgradcampp", "cam")):
         torch.manual_seed(3)
         phase = _phase(tmp_path, methods, backbone="inceptionv3", epochs=2)
-        result = fit(phase, keys=methods, epochs=2, work=tmp_path / "+".join(methods), fingerprint="f", run=FakeRun())
+        result = fit(
+            phase, keys=methods, epochs=2, work=tmp_path / "+".join(methods), fingerprint="f", run=FakeRun()
+        )
         histories.append([(r["train_loss"], r["val_cam"]) for r in result.history])
     assert histories[0] == histories[1]
 
@@ -93,8 +140,15 @@ def test_the_trajectory_does_not_depend_on_the_methods_validated(tmp_path: Path)
 def test_from_scratch_every_method_selects_a_trained_epoch(tmp_path: Path, monkeypatch) -> None:
     """The stage: epoch 0 (a random network) is never selected when training from scratch."""
     monkeypatch.chdir(tmp_path)
-    write_params(tmp_path, {"classifier.epochs": 2, "synth.synth_boxes.train": 8, "synth.synth_boxes.val": 4,
-                            "datasets": {"synth_boxes": {"classifier": {}, "decoder": {}}}})
+    write_params(
+        tmp_path,
+        {
+            "classifier.epochs": 2,
+            "synth.synth_boxes.train": 8,
+            "synth.synth_boxes.val": 4,
+            "datasets": {"synth_boxes": {"classifier": {}, "decoder": {}}},
+        },
+    )
     run_stage("synth", ds="synth_boxes")
     run = run_stage("classifier", ds="synth_boxes", backbone="resnet50", seed=0)
     job = spec("classifier", ds="synth_boxes", backbone="resnet50", seed=0)
@@ -105,5 +159,6 @@ def test_from_scratch_every_method_selects_a_trained_epoch(tmp_path: Path, monke
         ckpt = torch.load(path, weights_only=True)
         assert ckpt["epoch"] == record["best_epoch"][method] in (1, 2)
         assert record["best"][method] == max(row[f"val_{method}"] for row in record["history"])
-    assert ("best_val_cam" in run.metrics[-1][0]) and job.path("history") in run.artifacts
+    assert ("best_val_cam" in run.metrics[-1][0])
+    assert job.path("history") in run.artifacts
     assert not (job.path("history").parent / ".work").exists()

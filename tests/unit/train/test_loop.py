@@ -54,9 +54,17 @@ def test_each_key_keeps_its_best_epoch_and_keys_sharing_an_epoch_share_a_file(tm
 
 
 def test_epoch_zero_is_a_candidate_when_asked(tmp_path: Path) -> None:
-    result = fit(Counter(SCORES), keys=("a",), epochs=1, work=tmp_path / "w", fingerprint="f", run=FakeRun(),
-                 validate_first=True)
-    assert result.best_epoch == {"a": 0} and result.history[0] == {"epoch": 0, "val_a": 5.0}
+    result = fit(
+        Counter(SCORES),
+        keys=("a",),
+        epochs=1,
+        work=tmp_path / "w",
+        fingerprint="f",
+        run=FakeRun(),
+        validate_first=True,
+    )
+    assert result.best_epoch == {"a": 0}
+    assert result.history[0] == {"epoch": 0, "val_a": 5.0, "val_b": 5.0}  # b is logged, selects nothing
 
 
 def test_a_rerun_resumes_only_with_the_same_fingerprint(tmp_path: Path) -> None:
@@ -160,9 +168,14 @@ def test_history_file_holds_the_selection(tmp_path: Path) -> None:
     work = tmp_path / ".work"
     work.mkdir()
     save_checkpoint({"weights": 1}, work / "best-a.pt")
-    finish(work, result, best={"a": tmp_path / "a.pt"}, history=tmp_path / "h.json", summary={"methods": ["a"]})
+    finish(
+        work, result, best={"a": tmp_path / "a.pt"}, history=tmp_path / "h.json", summary={"methods": ["a"]}
+    )
     import json
 
     assert json.loads((tmp_path / "h.json").read_text()) == {
-        "history": [{"epoch": 1, "val_a": 1.0}], "best": {"a": 1.0}, "best_epoch": {"a": 1}, "methods": ["a"]
+        "history": [{"epoch": 1, "val_a": 1.0}],
+        "best": {"a": 1.0},
+        "best_epoch": {"a": 1},
+        "methods": ["a"],
     }

@@ -6,8 +6,8 @@ import torch
 
 from fcam.losses import FCAMLoss, LossTerm
 from fcam.models import FCAM, build_classifier, build_decoder
-from fcam.train.classifier import classifier_step
 from fcam.pipeline.sections import SeedParams
+from fcam.train.classifier import classifier_step
 from fcam.train.decoder import decoder_step
 
 
