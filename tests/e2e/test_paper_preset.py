@@ -39,6 +39,7 @@ import yaml
 from fcam.data.sources import DATASETS, SOURCES_ENV
 from fcam.pipeline.params import apply_overrides, load_params, read_yaml
 from fcam.pipeline.stages import Pipeline
+from tests.e2e.workspace import environment, make_workspace
 from tests.unit.data._archives import CUB_SIZES, OI_SIZES, FileServer, build_archives, closed_port_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
@@ -159,18 +160,16 @@ def job_env(*, home: Path, tmp: Path, torch_home: Path, mirror: Path, store: str
     """The environment of the Snakemake run: this checkout's fcam, the module's own MLflow store
     (the run is a module fixture, set up before tests/conftest.py's per-test store), the mirror,
     the weights cache, and no network beyond 127.0.0.1."""
-    env = dict(os.environ)
+    env = environment()  # the venv first on PATH, this checkout's fcam on PYTHONPATH, no MLFLOW_*
     for key in list(env):
         if (
-            key.startswith(("FCAM_", "XDG_", "MLFLOW_"))
+            key.startswith(("FCAM_", "XDG_"))
             or key.lower().endswith("_proxy")
             or key in ("PYTEST_CURRENT_TEST", "DVC_EXP_NAME")
         ):
             del env[key]
     dead = closed_port_url("").rstrip("/")
     env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        PYTHONPATH=str(REPO),
         HOME=str(home),
         TMPDIR=str(tmp),
         TORCH_HOME=str(torch_home),
@@ -246,20 +245,6 @@ def stage_times(snakemake_output: str) -> dict[str, tuple[int, float]]:
     return out
 
 
-def make_workspace(root: Path) -> Path:
-    """A copy of the workflow (Snakefile, profiles, rules, the fcam sources the rules list as code)."""
-    import shutil
-
-    root.mkdir(parents=True)
-    for name in ("Snakefile", ".gitignore"):
-        shutil.copy2(REPO / name, root / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("workflow", "profiles", "fcam"):
-        shutil.copytree(REPO / name, root / name, ignore=ignore)
-    shutil.copy2(PAPER, root / "params.yaml")  # what a user's checkout has; the overlay replaces it
-    return root
-
-
 @dataclass(frozen=True)
 class PaperRun:
     ws: Path
@@ -279,7 +264,7 @@ class PaperRun:
 @pytest.fixture(scope="module")
 def paper_run(tmp_path_factory: pytest.TempPathFactory) -> PaperRun:
     root = tmp_path_factory.mktemp("paper")
-    ws = make_workspace(root / "ws")
+    ws = make_workspace(root / "ws", "paper")  # params.yaml: the preset, as a user's checkout has it
     overlay = _write(overlay_config(), ws / "overlay.yaml")
     torch_home, home, tmp = root / "torch", root / "home", root / "tmp"
     for folder in (home, tmp):
