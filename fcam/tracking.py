@@ -535,6 +535,7 @@ def tracked_run(
     tracking_uri: str | None = None,
     job: str | None = None,
     defer: bool = False,
+    live_after: float | None = None,
 ) -> Iterator[Tracker]:
     """Open one MLflow run for a job and close it as FINISHED, or FAILED if the block raises.
 
@@ -551,6 +552,9 @@ def tracked_run(
             and params.
         defer: record the run in the store's spool instead of opening it now (a short job: it
             then never imports MLflow), where the store is a SQLite file.
+        live_after: with ``defer``, seconds after which the run is opened in the store after all
+            (at the next call that logs to it), with what it recorded so far: a training job
+            that turns out long shows its curves live in the UI; a short one costs no store.
 
     Yields:
         The run's :class:`Tracker` (or a :class:`fcam.tracking_spool.SpoolTracker`).
@@ -558,31 +562,6 @@ def tracked_run(
     root = project_root()
     uri = tracking_uri or default_tracking_uri(root)
     spool = spool_dir(uri) if defer else None
-    if spool is not None:
-        job = job or job_identity(stage, tags, params)
-        all_tags = {"stage": stage, "git_commit": git_commit(root), **{k: str(v) for k, v in tags.items()}}
-        all_tags |= {"job": job, **process_tags(), **pipeline_tags()}
-        deferred = SpoolTracker(spool, name=_run_name(stage, tags), tags=all_tags)
-        log.info(
-            "MLflow run %s: recorded in %s, written to the store at the end of the pipeline run",
-            _run_name(stage, tags),
-            spool,
-        )
-        status = "FAILED"
-        try:
-            if params is not None:
-                deferred.log_params(params)
-            yield deferred  # type: ignore[misc]
-            status = "FINISHED"
-        finally:
-            deferred.close(status)
-        return
-    from mlflow.tracking import MlflowClient
-
-    with _store_lock(uri):
-        client = MlflowClient(tracking_uri=uri)
-        exp_id = _retry(lambda: _experiment_id(client, _artifact_root(uri)), "create experiment")
-    flush(client, exp_id, uri)
     job = job or job_identity(stage, tags, params)
     all_tags = {
         "stage": stage,
@@ -593,19 +572,95 @@ def tracked_run(
         **pipeline_tags(),
     }
     name = _run_name(stage, tags)
-    run = _retry(lambda: client.create_run(exp_id, run_name=name, tags=all_tags), "create run")
-    run_id = run.info.run_id
-    log.info("MLflow run %s: %s (store %s)", name, ui_url(exp_id, run_id), uri)
-    _end_earlier_runs_of_job(client, exp_id, job, run_id)
-    tracker = Tracker(client, run_id)
+    if spool is not None:
+        deferred = SpoolTracker(spool, name=name, tags=all_tags)
+        log.info(
+            "MLflow run %s: recorded in %s, written to the store at the end of the pipeline run", name, spool
+        )
+        tracker: Any = deferred
+        if live_after is not None:
+            tracker = PromotingTracker(deferred, lambda record: _open_run(uri, name, job, record), live_after)
+        status = "FAILED"
+        try:
+            if params is not None:
+                tracker.log_params(params)
+            yield tracker
+            status = "FINISHED"
+        finally:
+            tracker.close(status)
+        return
+    live = _open_run(uri, name, job, {"tags": all_tags, "params": {}, "metrics": [], "artifacts": []})
     status = "FAILED"
     try:
         if params is not None:
-            tracker.log_params(params)
-        yield tracker
+            live.log_params(params)
+        yield live
         status = "FINISHED"
     finally:
-        _retry(lambda: client.set_terminated(run_id, status=status), "end run")
+        live.close(status)
+
+
+class _LiveRun(Tracker):
+    """A :class:`Tracker` whose run this process opened and must end."""
+
+    def close(self, status: str) -> None:
+        _retry(lambda: self._client.set_terminated(self.run_id, status=status), "end run")
+
+
+def _open_run(uri: str, name: str, job: str, record: Mapping[str, Any]) -> _LiveRun:
+    """Create a RUNNING run holding what ``record`` (a spool record) logged so far."""
+    from mlflow.tracking import MlflowClient
+
+    from fcam.tracking_spool import write_record
+
+    with _store_lock(uri):
+        client = MlflowClient(tracking_uri=uri)
+        exp_id = _retry(lambda: _experiment_id(client, _artifact_root(uri)), "create experiment")
+    flush(client, exp_id, uri)
+    spool = spool_dir(uri)
+    run_id = write_record(client, exp_id, {"name": name, **record}, spool, end=False)
+    log.info("MLflow run %s: %s (store %s)", name, ui_url(exp_id, run_id), uri)
+    _end_earlier_runs_of_job(client, exp_id, job, run_id)
+    return _LiveRun(client, run_id)
+
+
+class PromotingTracker:
+    """A deferred run that opens itself in the store once its job has run for a while."""
+
+    def __init__(self, deferred: SpoolTracker, open_live: Callable[[dict[str, Any]], _LiveRun], after: float):
+        self._deferred = deferred
+        self._open_live = open_live
+        self._deadline = time.monotonic() + after
+        self._live: _LiveRun | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self._live.run_id if self._live is not None else self._deferred.run_id
+
+    def _target(self) -> Any:
+        if self._live is None and time.monotonic() >= self._deadline:
+            record = self._deferred.record
+            self._live = self._open_live(
+                {k: record[k] for k in ("tags", "params", "metrics", "artifacts", "start", "record_id")}
+            )
+            self._deferred.discard()
+            log.info("the job runs long: its MLflow run is now live")
+        return self._live or self._deferred
+
+    def log_params(self, params: Mapping[str, Any] | Any) -> None:
+        self._target().log_params(params)
+
+    def log_metrics(self, metrics: Mapping[str, float | None], step: int | None = None) -> None:
+        self._target().log_metrics(metrics, step)
+
+    def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
+        self._target().log_artifact(path, artifact_path)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self._target().set_tags(tags)
+
+    def close(self, status: str) -> None:
+        (self._live or self._deferred).close(status)
 
 
 def flush_deferred_runs(tracking_uri: str | None = None) -> int:

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SpoolTracker", "flush", "spool_dir"]
+__all__ = ["SpoolTracker", "flush", "spool_dir", "write_record"]
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +87,17 @@ class SpoolTracker:
     def set_tags(self, tags: Mapping[str, str]) -> None:
         self.record["tags"].update({k: str(v) for k, v in tags.items()})
 
+    def discard(self) -> None:
+        """Drop the record (its run went live elsewhere): nothing is written at close."""
+        shutil.rmtree(self.folder / f"{self.record_id}.files", ignore_errors=True)
+        self.record = {}
+
     def close(self, status: str) -> None:
         """Write the record (atomically: the flusher never sees half of one)."""
         from fcam.io import atomic_path
 
+        if not self.record:  # discarded
+            return
         self.record.update(status=status, end=_now_ms())
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.folder / f"{self.record_id}.json") as tmp:
@@ -113,20 +120,36 @@ def _flush_lock(folder: Path) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write_run(client: Any, exp_id: str, record: dict[str, Any], folder: Path) -> str:
+def write_record(
+    client: Any, exp_id: str, record: dict[str, Any], folder: Path | None, *, end: bool = True
+) -> str:
+    """Write a run from a record (a spooled job's, or a job opening its run now).
+
+    Args:
+        client: an ``MlflowClient``; exp_id: fcam's experiment.
+        record: ``name``, ``tags``, ``params``, ``metrics`` (``[key, value, ms, step]``),
+            ``artifacts`` (copies in ``folder``), optional ``start``, ``record_id``, ``status``, ``end``.
+        folder: the spool folder holding the artifact copies.
+        end: end the run with the record's status and end time; False leaves it RUNNING.
+
+    Returns:
+        The run's id.
+    """
     from mlflow.entities import Metric, Param
 
     from fcam.tracking import _retry
 
-    existing = _retry(
-        lambda: client.search_runs([exp_id], f"tags.{_RECORD_TAG} = '{record['record_id']}'"), "find run"
-    )
-    for run in existing:  # a flush killed halfway: write it again
-        _retry(lambda run=run: client.delete_run(run.info.run_id), "delete partial run")
+    if end:  # a flush killed halfway wrote part of this record: write it again
+        existing = _retry(
+            lambda: client.search_runs([exp_id], f"tags.{_RECORD_TAG} = '{record['record_id']}'"), "find run"
+        )
+        for run in existing:
+            _retry(lambda run=run: client.delete_run(run.info.run_id), "delete partial run")
+        tags = record["tags"]
+    else:
+        tags = {k: v for k, v in record["tags"].items() if k != _RECORD_TAG}
     run = _retry(
-        lambda: client.create_run(
-            exp_id, start_time=record["start"], tags=record["tags"], run_name=record["name"]
-        ),
+        lambda: client.create_run(exp_id, start_time=record.get("start"), tags=tags, run_name=record["name"]),
         "create run",
     )
     run_id = run.info.run_id
@@ -137,12 +160,17 @@ def _write_run(client: Any, exp_id: str, record: dict[str, Any], folder: Path) -
             lambda i=i: client.log_batch(run_id, metrics=metrics[i : i + 100], params=params[i : i + 100]),
             "log batch",
         )
-    files = folder / f"{record['record_id']}.files"
-    for copy, name, artifact_path in record["artifacts"]:
-        target = files / name
-        (files / copy).replace(target)
-        _retry(lambda t=target, a=artifact_path: client.log_artifact(run_id, str(t), a), "log artifact")
-    _retry(lambda: client.set_terminated(run_id, status=record["status"], end_time=record["end"]), "end run")
+    if record["artifacts"]:
+        assert folder is not None, "artifacts of a record live in its spool folder"
+        files = folder / f"{record['record_id']}.files"
+        for copy, name, artifact_path in record["artifacts"]:
+            target = files / name
+            (files / copy).replace(target)
+            _retry(lambda t=target, a=artifact_path: client.log_artifact(run_id, str(t), a), "log artifact")
+    if end:
+        _retry(
+            lambda: client.set_terminated(run_id, status=record["status"], end_time=record["end"]), "end run"
+        )
     return run_id
 
 
@@ -169,7 +197,7 @@ def flush(client: Any, exp_id: str, tracking_uri: str) -> int:
             except (OSError, ValueError) as exc:
                 log.warning("skipping unreadable spooled run %s: %s", path, exc)
                 continue
-            _write_run(client, exp_id, record, folder)
+            write_record(client, exp_id, record, folder)
             path.unlink()
             shutil.rmtree(folder / f"{record['record_id']}.files", ignore_errors=True)
             written += 1

@@ -32,8 +32,10 @@ __all__ = ["register", "run_stage"]
 
 log = logging.getLogger(__name__)
 
-#: Stages whose MLflow run is opened live: training jobs log a curve per epoch while they run.
+#: Stages whose MLflow run goes live when they run long: training jobs log a curve per epoch.
 _LIVE_RUNS = frozenset({"classifier", "decoder", "ablation_decoder"})
+#: Seconds after which a training job under Snakemake opens its MLflow run in the store.
+LIVE_AFTER = 30.0
 
 _WILDCARD_HELP = {
     "ds": "dataset",
@@ -72,10 +74,14 @@ def run_stage(stage: str, args: argparse.Namespace) -> None:
     from fcam.tracking import PIPELINE_RUN_ENV, tracked_run
 
     tags = {**spec.tags, "job": spec.name, "preset": spec.preset}
-    # A short job under Snakemake defers its MLflow run (written when the pipeline run ends or a
-    # training job starts): importing MLflow would cost it more than its work.
-    defer = stage not in _LIVE_RUNS and bool(os.environ.get(PIPELINE_RUN_ENV))
-    with tracked_run(stage, tags=tags, params=spec.config, job=spec.name, defer=defer) as run:
+    # Under Snakemake a job defers its MLflow run (written when the pipeline run ends or a run
+    # opens): opening the store costs ~1 CPU-s, more than many jobs' work. A training job that is
+    # still running after LIVE_AFTER seconds opens its run then, so that long ones show live curves.
+    defer = bool(os.environ.get(PIPELINE_RUN_ENV))
+    live_after = LIVE_AFTER if stage in _LIVE_RUNS else None
+    with tracked_run(
+        stage, tags=tags, params=spec.config, job=spec.name, defer=defer, live_after=live_after
+    ) as run:
         ready = time.perf_counter()
         runner(spec, run)
     done = time.perf_counter()

@@ -82,16 +82,16 @@ def test_a_flush_killed_halfway_is_written_again_not_twice(store: str, monkeypat
         run.log_metrics({"top1": 1.0})
     import fcam.tracking_spool as spool
 
-    real = spool._write_run
+    real = spool.write_record
 
     def dies_after_creating(client, exp_id, record, folder):
         client.create_run(exp_id, tags=record["tags"], run_name=record["name"])  # the partial run
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(spool, "_write_run", dies_after_creating)
+    monkeypatch.setattr(spool, "write_record", dies_after_creating)
     with pytest.raises(KeyboardInterrupt):
         flush_deferred_runs()
-    monkeypatch.setattr(spool, "_write_run", real)
+    monkeypatch.setattr(spool, "write_record", real)
     assert flush_deferred_runs() == 1
     runs = [r for r in _runs(store)[1] if r.info.lifecycle_stage == "active"]
     assert len(runs) == 1
@@ -101,3 +101,36 @@ def test_a_flush_killed_halfway_is_written_again_not_twice(store: str, monkeypat
 def test_other_stores_do_not_defer(tmp_path: Path) -> None:
     assert spool_dir("http://127.0.0.1:5000") is None
     assert spool_dir(f"sqlite:///{tmp_path}/m.db") == tmp_path / "m.db.spool"
+
+
+def test_a_deferred_training_run_goes_live_once_its_job_runs_long(store: str, tmp_path: Path) -> None:
+    artifact = tmp_path / "history.json"
+    artifact.write_text("{}")
+    with tracked_run(
+        "decoder", tags={"ds": "a"}, params={"lr": 0.01}, job="decoder@a", defer=True, live_after=0.0
+    ) as run:
+        run.log_metrics({"val": 1.0}, step=0)  # past the deadline: the run opens, with this epoch
+        run.log_artifact(artifact)
+        _, runs = _runs(store)
+        assert [r.info.status for r in runs] == ["RUNNING"]  # visible while the job runs
+        run.log_metrics({"val": 2.0}, step=1)
+    _, (done,) = _runs(store)
+    assert done.info.status == "FINISHED"
+    assert done.data.params == {"lr": "0.01"}
+    assert done.data.tags["job"] == "decoder@a"
+    assert "spool_record" not in done.data.tags
+    client, _ = _runs(store)
+    assert [(m.step, m.value) for m in client.get_metric_history(done.info.run_id, "val")] == [
+        (0, 1.0),
+        (1, 2.0),
+    ]
+    assert [a.path for a in client.list_artifacts(done.info.run_id)] == ["history.json"]
+    assert not list(spool_dir(store).glob("*.json"))  # nothing left to flush: no second copy
+
+
+def test_a_short_training_run_stays_deferred(store: str) -> None:
+    with tracked_run("decoder", tags={"ds": "a"}, job="decoder@a", defer=True, live_after=3600.0) as run:
+        run.log_metrics({"val": 1.0}, step=0)
+    assert _runs(store)[1] == []  # no store opened
+    assert flush_deferred_runs() == 1
+    assert [r.info.status for r in _runs(store)[1]] == ["FINISHED"]
