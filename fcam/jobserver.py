@@ -287,6 +287,10 @@ class JobServer:
             return
         pid = os.fork()
         if pid == 0:
+            # The server's wakeup pipe is closed below, and its fd number goes to the next file the
+            # job opens: a wakeup fd left set would write the number of every signal the job
+            # handles in Python (SIGCHLD of DataLoader workers) into that file (MLflow's store).
+            signal.set_wakeup_fd(-1)
             for obj in (*parent_only, *self.children.values(), conn):
                 with contextlib.suppress(OSError):
                     obj.close() if not isinstance(obj, int) else os.close(obj)

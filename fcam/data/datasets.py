@@ -170,6 +170,11 @@ def make_loader(
 
     The batches do not depend on ``workers``: each item's crop and flip come from its own seeded
     generator (:meth:`WSOLDataset.crop_params`) and the order from ``generator``, drawn in the job.
+
+    ``drop_last`` drops the last, incomplete batch (training: every step sees ``batch_size``
+    images, as BatchNorm's statistics want) except when the split is smaller than one batch: then
+    the whole split is the one batch. Dropping it would train on nothing while the epoch still
+    counted (a split of a few images, e.g. from a subset mirror).
     """
     from torch.utils.data import DataLoader
 
@@ -178,7 +183,7 @@ def make_loader(
         batch_size=batch_size,
         shuffle=shuffle,
         generator=generator,
-        drop_last=drop_last,
+        drop_last=drop_last and len(dataset) >= batch_size,
         num_workers=workers,
         pin_memory=workers > 0 and torch.cuda.is_available(),
     )

@@ -266,7 +266,7 @@ def download(
             sha256,
         )
     part.replace(final)
-    logger.info("%s: downloaded and verified", final)
+    logger.info("%s: downloaded from %s and verified", final, source.url)
     return final
 
 

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from fcam.constants import DATASET_KINDS, SPLITS
 from fcam.data.images import read_image_size
 from fcam.data.metadata import SplitMetadata, read_split
-from fcam.data.sources import DATASETS
+from fcam.data.sources import DATASETS, dataset_spec
 from fcam.errors import ConfigError, DataError
 
 __all__ = ["SNAKEMAKE_TIMESTAMP", "check_split_files", "image_size", "touch_dataset", "verify_dataset"]
@@ -182,7 +182,8 @@ def verify_dataset(
         root: dataset root, ``data/<ds>``.
         metadata_root: ``data/metadata/<ds>``, with one folder per split.
         expected_sizes: images per split; default the protocol's numbers for a real dataset
-            (:data:`fcam.data.sources.DATASETS`) and nothing for a synthetic one. A split missing
+            (:func:`fcam.data.sources.dataset_spec`: those of a ``$FCAM_SOURCES`` mirror file where it
+            states them) and nothing for a synthetic one. A split missing
             from the mapping is not counted against anything.
         check_image_headers: also check the metadata against the image and mask files
             (:func:`check_split_files`: sizes, boxes inside the images, mask sizes; headers only).
@@ -201,7 +202,7 @@ def verify_dataset(
     """
     if ds not in DATASET_KINDS:
         raise ConfigError(f"unknown dataset {ds!r}: expected one of {sorted(DATASET_KINDS)}")
-    spec = DATASETS.get(ds)
+    spec = dataset_spec(ds) if ds in DATASETS else None
     if expected_sizes is None:
         expected_sizes = spec.split_sizes if spec is not None else {}
     how = f"fcam data prepare {ds}" if spec is not None else f"fcam data synth --ds {ds} ..."

@@ -42,7 +42,7 @@ from fcam.pipeline.stages import JobSpec
 from fcam.pipeline.typed import from_mapping
 from fcam.runtime import resolve_device, seed_everything
 
-__all__ = ["EvaluateJob", "run_ablation", "run_baseline", "run_fcam"]
+__all__ = ["EvaluateJob", "run_ablation", "run_baseline", "run_fcam", "same_decoder"]
 
 HIST_BINS = 50
 
@@ -168,6 +168,27 @@ def _fcam_batches(model, loader: DataLoader, device: torch.device) -> Iterator[t
             yield batch["index"], torch.softmax(seg, dim=1)[:, 1].cpu(), logits.cpu()
 
 
+def same_decoder(a: Path, b: Path) -> bool:
+    """Whether two decoder checkpoints hold the same weights (so F-CAM's maps are the same).
+
+    The best and the last checkpoint of a decoder are separate files that differ in their
+    metadata (score) even when the best epoch is the last; the weights decide.
+
+    Raises:
+        CheckpointError: either file is missing or unreadable.
+    """
+    from fcam.io import load_checkpoint
+
+    if a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b)):
+        return True
+    sa, sb = load_checkpoint(a).get("decoder"), load_checkpoint(b).get("decoder")
+    if not isinstance(sa, dict) or not isinstance(sb, dict):
+        return False  # not decoder checkpoints: loading them says so
+    return sa.keys() == sb.keys() and all(
+        sa[k].shape == sb[k].shape and sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sa
+    )
+
+
 def _top1(logits: list[torch.Tensor], meta: SplitMetadata) -> float:
     labels = torch.tensor([meta.labels[i] for i in meta.image_ids])
     return 100.0 * float((torch.cat(logits).argmax(1) == labels).float().mean())
@@ -226,11 +247,13 @@ def _evaluate(spec: JobSpec, tracker: Any, variant: str, job: EvaluateJob) -> di
         )
         record["metrics"] = _metrics(score, kind, _top1(logits, meta))
         record["setting"] = load_checkpoint(spec.path("best")).get("setting")
-        last = load_fcam(spec.path("last"), spec.path("classifier"), device)
-        last_score = score_maps(
-            _fcam_batches(last, loader, device), meta, kind, step=job.step
-        )
-        record["metrics_last"] = _metrics(last_score, kind, record["metrics"]["classification_top1"])
+        if same_decoder(spec.path("best"), spec.path("last")):
+            # The best epoch is the last: the same maps, so the same numbers (no second pass).
+            record["metrics_last"] = dict(record["metrics"])
+        else:
+            last = load_fcam(spec.path("last"), spec.path("classifier"), device)
+            last_score = score_maps(_fcam_batches(last, loader, device), meta, kind, step=job.step)
+            record["metrics_last"] = _metrics(last_score, kind, record["metrics"]["classification_top1"])
     curves = {**score.result.curves(), "histogram": stats.histogram()}
     save_npz(outputs["samples"], **_samples(stats, meta, kind, score))
     save_json(curves, outputs["curves"])

@@ -525,7 +525,7 @@ STAGES: Final[tuple[Stage, ...]] = (
             "html": Output("reports/comparison.html", report="Comparison with the paper"),
         },
         reads=_REPORT_READS,
-        code=("fcam/report",),
+        code=("fcam/report", "fcam/data/sources.py"),  # the protocol's split sizes
     ),
     Stage(
         name="figures",

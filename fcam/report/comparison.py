@@ -37,6 +37,7 @@ from typing import Final
 import numpy as np
 
 from fcam.constants import BACKBONE_TITLES, BACKBONES, DATASET_KINDS, DATASET_TITLES, METHOD_TITLES
+from fcam.data.sources import DATASETS
 from fcam.errors import DataError
 from fcam.io import atomic_path
 from fcam.report.bimodality import OUTER_HIGH, OUTER_LOW, histogram_bimodality, load_histogram
@@ -63,8 +64,8 @@ REFERENCE_DATASET: Final = {
 _DATA_NOTES: Final = {
     "synth_boxes": "Synth-Boxes, fcam's built-in synthetic box benchmark",
     "synth_masks": "Synth-Masks, fcam's built-in synthetic mask benchmark",
-    "cub": "CUB-200-2011 with the wsolevaluation metadata (test split 5,794 images)",
-    "openimages": "OpenImages30k with the wsolevaluation metadata (test split 5,000 images)",
+    "cub": "CUB-200-2011 with the wsolevaluation metadata",
+    "openimages": "OpenImages30k with the wsolevaluation metadata",
 }
 
 BEYOND: Final = "beyond noise"
@@ -298,8 +299,10 @@ def comparison_markdown(results: Results, *, preset: str, data_note: str) -> str
 
     Returns:
         Markdown: a header (preset, data, seeds, test images, the rules), a warning on synthetic
-        data, the overall gain count, then per dataset a Table 1 section, for box datasets Table 2
-        sections (Top-1 and Top-5 Loc), each with its per-cell gain table, and the bimodality table.
+        data, a warning when a real dataset's split holds other than the protocol's number of
+        images (:data:`fcam.data.sources.DATASETS`: a subset mirror), the overall gain count,
+        then per dataset a Table 1 section, for box datasets Table 2 sections (Top-1 and Top-5
+        Loc), each with its per-cell gain table, and the bimodality table.
 
     Raises:
         ConfigError: the grid's variants are not baseline and fcam.
@@ -366,6 +369,21 @@ def comparison_markdown(results: Results, *, preset: str, data_note: str) -> str
             "backbone on the real dataset of the same kind (boxes: CUB, masks: OpenImages), for "
             "orientation only; no difference is computed. What should carry over is the effect: "
             "F-CAM above its baseline.",
+            "",
+        ]
+    partial = [
+        f"{DATASET_TITLES[ds]} {int(sizes.at[ds, 'max']):,} of {DATASETS[ds].split_sizes[split]:,}"
+        for ds in grid.datasets
+        for split in dict.fromkeys(df.loc[df["ds"] == ds, "split"])
+        if ds in PAPER_DATASETS
+        and split in DATASETS[ds].split_sizes
+        and int(sizes.at[ds, "max"]) != DATASETS[ds].split_sizes[split]
+    ]
+    if partial:
+        lines += [
+            f"> **Not the protocol's split.** Images evaluated: {', '.join(partial)} (the protocol's "
+            "count). These numbers come from other data than the paper's and say little about "
+            "its; the differences are shown all the same.",
             "",
         ]
     lines += [

@@ -34,6 +34,23 @@ ENTRY = textwrap.dedent(
             sys.exit(int(rest[0]))
         if kind == "raise":
             raise RuntimeError("the job failed")
+        if kind == "sigchld":
+            # What a job with DataLoader workers does: a Python SIGCHLD handler (torch installs one),
+            # files opened after the fork (MLflow's SQLite store), child processes that exit.
+            import signal, subprocess
+            signal.signal(signal.SIGCHLD, lambda *_: None)
+            files = [Path(rest[0]) / f"f{i}" for i in range(8)]
+            handles = []
+            for f in files:
+                f.write_bytes(b"SQLite format 3")
+                handles.append(open(f, "r+b"))
+            for _ in range(3):
+                subprocess.run([sys.executable, "-c", "pass"], check=True)
+            for h in handles:
+                h.close()
+            changed = [f.name for f in files if f.read_bytes() != b"SQLite format 3"]
+            print(f"changed={changed}", flush=True)
+            return 1 if changed else 0
         if kind == "sleep":
             Path(rest[0]).write_text(str(os.getpid()))
             time.sleep(60)
@@ -115,6 +132,17 @@ def test_an_exception_is_a_traceback_and_status_1(server, tmp_path: Path) -> Non
     result = _client(env, "raise", cwd=tmp_path)
     assert result.returncode == 1
     assert "RuntimeError: the job failed" in result.stderr
+
+
+def test_signals_in_a_job_write_into_no_file_of_the_job(server, tmp_path: Path) -> None:
+    """The server's signal wakeup fd must not survive into a job: there its number belongs to
+    whatever the job opens next, and every signal the job handles in Python (SIGCHLD of each
+    DataLoader worker that exits) would write its number into that file (MLflow's store became
+    "file is not a database", its header overwritten with 0x11 = SIGCHLD)."""
+    _, env = server
+    result = _client(env, "sigchld", str(tmp_path), cwd=tmp_path)
+    assert result.stdout == "changed=[]\n", result.stdout + result.stderr
+    assert result.returncode == 0
 
 
 def test_a_signal_to_the_client_reaches_the_job(server, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from fcam.constants import IMAGENET_MEAN, IMAGENET_STD
-from fcam.data.datasets import WSOLDataset, read_image_rgb
+from fcam.data.datasets import WSOLDataset, make_loader, read_image_rgb
 from fcam.data.metadata import SplitMetadata, read_split
 from fcam.errors import ConfigError, DataError
 from tests.unit.data._images import flat_png_bytes
@@ -267,3 +267,29 @@ def test_bad_arguments(coord_meta: SplitMetadata) -> None:
             crop_size=32,
             cams=torch.rand(4, 7, 7) + torch.tensor([0, 1.5, 0, 0]).view(4, 1, 1),
         )
+
+
+@pytest.mark.parametrize(
+    ("n", "batch_size", "sizes"),
+    [
+        (7, 3, [3, 3]),  # the incomplete last batch is dropped
+        (6, 3, [3, 3]),
+        (3, 3, [3]),
+        (2, 32, [2]),  # a split smaller than one batch is the epoch's one batch, not no batch at all
+        (1, 32, [1]),
+    ],
+)
+def test_training_loader_drops_the_last_batch_unless_it_is_the_only_one(n, batch_size, sizes) -> None:
+    data = torch.utils.data.TensorDataset(torch.arange(n))
+    loader = make_loader(
+        data, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0), drop_last=True
+    )
+    batches = [b[0] for b in loader]
+    assert [len(b) for b in batches] == sizes
+    seen = torch.cat(batches)
+    assert len(set(seen.tolist())) == len(seen)  # shuffled without repetition
+    again = make_loader(
+        data, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0), drop_last=True
+    )
+    again = [b[0] for b in again]
+    assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))  # the generator decides

@@ -38,8 +38,10 @@ def fetch(source: Source, dest, **kwargs):
     )
 
 
-def test_download_writes_verified_file_and_no_part(server, source, tmp_path):
-    path = fetch(source, tmp_path / "downloads")
+def test_download_writes_verified_file_and_no_part(server, source, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="fcam.data.download"):
+        path = fetch(source, tmp_path / "downloads")
+    assert f"{path}: downloaded from {server.url(NAME)} and verified" in caplog.text  # provenance
     assert path == tmp_path / "downloads" / NAME
     assert path.read_bytes() == PAYLOAD
     assert not path.with_name(NAME + ".part").exists()

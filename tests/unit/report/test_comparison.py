@@ -312,3 +312,32 @@ def test_write_comparison_missing_listed_file(results_tree: Tree, tmp_path: Path
     with pytest.raises(DataError, match="cannot read metrics JSON") as info:
         write_comparison(results_tree.paths, tmp_path / "c.md", grid=results_tree.grid, preset="default")
     assert str(gone) in str(info.value)
+
+
+def test_a_real_dataset_off_the_protocols_split_size_is_flagged(tmp_path: Path, write_metrics) -> None:
+    """A subset mirror (or a truncated split) must not pass for the paper's data."""
+    root = tmp_path / "ev"
+    grid = Grid(("cub", "openimages"), ("resnet50",), ("cam",), (0,))
+
+    def paths(cub_images: int) -> list[Path]:
+        return [
+            write_metrics(root, ds, "resnet50", "cam", variant, preset="paper", num_images=n)
+            for ds, n in (("cub", cub_images), ("openimages", 5_000))
+            for variant in ("baseline", "fcam")
+        ]
+
+    text = comparison_markdown(load_results(paths(3), grid), preset="paper", data_note="x")
+    assert "images per dataset: CUB 3, OpenImages 5000" in text
+    assert "> **Not the protocol's split.** Images evaluated: CUB 3 of 5,794 (the protocol's count)" in text
+    assert "OpenImages 5,000 of" not in text  # the full test split is not flagged
+    full = comparison_markdown(load_results(paths(5_794), grid), preset="paper", data_note="x")
+    assert "Not the protocol's split" not in full
+
+
+def test_default_data_note_names_no_split_size() -> None:
+    # the number of images comes from the records ("images per dataset"), never from a constant
+    from fcam.report.comparison import default_data_note
+
+    assert default_data_note(["cub", "openimages"]) == (
+        "CUB-200-2011 with the wsolevaluation metadata; OpenImages30k with the wsolevaluation metadata"
+    )
