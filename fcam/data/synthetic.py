@@ -2,10 +2,11 @@
 
 Every image holds one object (``boxes`` flavour, scored like CUB with MaxBoxAcc) or one to three
 objects of the same class (``masks`` flavour, scored like OpenImages with PxAP). An object is a
-large warm-coloured BODY (an ellipse or a rounded polygon, 30-70% of the image side) that looks
-alike in every class, carrying a small discriminative PART (10-20% of the body's area) whose
-colour AND shape tell the class. The background is a cool-coloured gradient with noise texture
-and clutter, plus body-like distractors that carry no part. So:
+large warm-coloured BODY (an ellipse or a rounded polygon, 40-72% of the image side when alone,
+24-50% with two or three) that looks alike in every class, carrying a small discriminative PART
+(12-24% of the body's area) whose colour AND shape tell the class. The background is a
+cool-coloured gradient with noise texture and clutter, plus body-like distractors that carry no
+part. So:
 
 - a classifier can only tell the class from the part, and its interpolated CAM lights up the part
   (a box around it has IoU ~0.15-0.3 with the object's box: low MaxBoxAcc);
@@ -81,10 +82,10 @@ _SHAPE_AREA: Final = {
 #: Every class has a distinct (colour, shape) pair up to lcm(8, 5) classes.
 MAX_CLASSES: Final = 40
 #: Part area / body area: drawn uniformly in the inner range, accepted in the outer one.
-_PART_FRACTION_DRAW: Final = (0.12, 0.18)
-_PART_FRACTION_OK: Final = (0.10, 0.20)
+_PART_FRACTION_DRAW: Final = (0.15, 0.21)
+_PART_FRACTION_OK: Final = (0.12, 0.24)
 #: Longest extent of an object as a fraction of the image side, by number of objects.
-_OBJECT_EXTENT: Final = {1: (0.30, 0.70), 2: (0.25, 0.50), 3: (0.22, 0.40)}
+_OBJECT_EXTENT: Final = {1: (0.40, 0.72), 2: (0.28, 0.50), 3: (0.24, 0.42)}
 _DISTRACTOR_EXTENT: Final = (0.15, 0.35)
 _MIN_SIZE, _MAX_SIZE = 32, 1024
 _MAX_IMAGES: Final = 1_000_000
@@ -220,7 +221,7 @@ def _part_mask(shape: str, size: int, centre: tuple[int, int], radius: float) ->
 
 
 def _place_part(rng: np.random.Generator, obj: np.ndarray, shape: str) -> np.ndarray | None:
-    """A part mask inside ``obj`` covering 10-20% of its area, or None if it does not fit."""
+    """A part mask inside ``obj`` covering 12-24% of its area, or None if it does not fit."""
     area = int(obj.sum())
     target = rng.uniform(*_PART_FRACTION_DRAW)
     radius = math.sqrt(target * area / _SHAPE_AREA[shape])

@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import fcam.losses.crf as crf_module
 from fcam.losses import DenseCRFLoss, bilateral_filter, dense_crf_loss
 from fcam.losses.crf import PAPER_CRF_WEIGHT, PAPER_CRF_WEIGHT_EXACT, REFERENCE_LATTICE_FACTOR
 
@@ -24,6 +25,13 @@ LOSS_TOL = 0.08  # |loss - exact| / |exact|
 SIZES = [(16, 16), (24, 20)]
 # (sigma_rgb, sigma_xy): the defaults with sigma_xy scaled from 224 px, narrow, wide, very sparse.
 SIGMAS = [(15.0, None), (10.0, 5.0), (30.0, 20.0), (5.0, 3.0), (60.0, 2.0)]
+
+
+@pytest.fixture(autouse=True)
+def _lattice_only(monkeypatch):
+    """These tests check the lattice, so ``kernel="auto"`` must not pick the exact filter for their
+    small images (the exact filter has its own tests in test_crf_exact.py)."""
+    monkeypatch.setattr(crf_module, "EXACT_MAX_PIXELS", 0)
 
 
 def _rel(approx: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:

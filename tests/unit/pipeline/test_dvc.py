@@ -23,7 +23,7 @@ def test_committed_dvc_yaml_is_the_fresh_generation():
 def test_stage_names_say_what_they_are():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     assert "synth_boxes-resnet50-seed0" in stages["classifier"]["foreach"]
-    assert "synth_masks-vgg16-gradcampp-seed2-nbg0.1-alpha1" in stages["decoder"]["foreach"]
+    assert "synth_masks-vgg16-gradcampp-seed2-nbg0.3-alpha1" in stages["decoder"]["foreach"]
     assert "paper_pdf" not in stages  # Snakemake only: DVC cannot make LaTeX optional
 
 

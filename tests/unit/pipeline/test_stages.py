@@ -65,28 +65,29 @@ def test_every_input_is_made_by_exactly_one_job(params):
 
 
 def test_job_names_and_specs():
-    pipeline = Pipeline(DEFAULT)
+    # The default preset overrides no dataset: one is added to see it reach the job's config.
+    pipeline = Pipeline(load_params(REPO / "params.yaml", {"datasets.synth_masks.decoder": {"epochs": 3}}))
     wc = {
         "ds": "synth_masks",
         "backbone": "vgg16",
         "method": "gradcam",
         "seed": "2",
-        "setting": "nbg0.1-alpha1",
+        "setting": "nbg0.3-alpha1",
     }
     spec = pipeline.spec("decoder", wc, params_file="params.yaml")
-    assert spec.name == "decoder@synth_masks-vgg16-gradcam-seed2-nbg0.1-alpha1"
+    assert spec.name == "decoder@synth_masks-vgg16-gradcam-seed2-nbg0.3-alpha1"
     assert spec.path("classifier") == Path("results/classifier/synth_masks/vgg16/gradcam/seed2/best.pt")
-    assert spec.path("best") == Path("results/decoder/synth_masks/vgg16/gradcam/seed2/nbg0.1-alpha1/best.pt")
-    assert spec.log == Path("logs/decoder/synth_masks/vgg16/gradcam/seed2/nbg0.1-alpha1.log")
+    assert spec.path("best") == Path("results/decoder/synth_masks/vgg16/gradcam/seed2/nbg0.3-alpha1/best.pt")
+    assert spec.log == Path("logs/decoder/synth_masks/vgg16/gradcam/seed2/nbg0.3-alpha1.log")
     assert spec.config["decoder"]["epochs"] == 3  # datasets.synth_masks.decoder.epochs
-    assert spec.config["setting"] == {"name": "nbg0.1-alpha1", "bg_fraction": 0.1, "pce_weight": 1.0}
+    assert spec.config["setting"] == {"name": "nbg0.3-alpha1", "bg_fraction": 0.3, "pce_weight": 1.0}
     shared = pipeline.spec(
         "classifier", {"ds": "synth_boxes", "backbone": "vgg16", "seed": 0}, params_file="p"
     )
     assert shared.paths("best") == tuple(
         Path(f"results/classifier/synth_boxes/vgg16/{m}/seed0/best.pt") for m in CAM_METHODS
     )
-    assert shared.config["classifier"]["lr"] == 0.01  # backbones.vgg16.classifier.lr
+    assert shared.config["classifier"]["lr"] == 0.002  # backbones.vgg16.classifier.lr
 
 
 @pytest.mark.parametrize(
@@ -193,7 +194,7 @@ def test_where_jobs_run_comes_with_the_job_not_its_config():
         "backbone": "vgg16",
         "method": "cam",
         "seed": "0",
-        "setting": "nbg0.1-alpha1",
+        "setting": "nbg0.3-alpha1",
     }
     spec = Pipeline(changed).spec("decoder", wildcards, params_file="p")
     assert (spec.device, spec.threads, spec.workers) == ("cpu", 2, 3)
