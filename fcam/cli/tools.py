@@ -1,5 +1,6 @@
-"""``fcam ui`` (the MLflow UI over fcam's runs), ``fcam dvc-yaml`` (generate DVC's pipeline file) and
-``fcam job-server`` (the warm process a pipeline run forks its jobs from)."""
+"""``fcam ui`` (the MLflow UI over fcam's runs), ``fcam dvc-yaml`` (generate DVC's pipeline file),
+``fcam readme-results`` (the README's results section from a finished run) and ``fcam job-server``
+(the warm process a pipeline run forks its jobs from)."""
 
 from __future__ import annotations
 
@@ -48,8 +49,33 @@ def _job_server(a: argparse.Namespace) -> None:
     serve(a.socket, entry=a.entry, preload=a.preload or None, parent=a.parent)
 
 
+def _readme_results(a: argparse.Namespace) -> None:
+    import json
+
+    from fcam.data.metadata import read_split
+    from fcam.pipeline.params import load_params
+    from fcam.pipeline.stages import Pipeline
+    from fcam.report.jobs import grid_of
+    from fcam.report.readme import classifier_accuracy, replace_section, results_section
+    from fcam.report.results import load_results
+
+    pipeline = Pipeline(load_params(a.params))
+    spec = pipeline.spec("comparison", {}, params_file=a.params)
+    grid = grid_of(spec.config)
+    results = load_results(spec.paths("metrics"), grid)
+    classifiers = [pipeline.spec("classifier", w, params_file=a.params) for w in pipeline.jobs("classifier")]
+    histories = sorted({p for c in classifiers for p in c.paths("history")})
+    classes = max(read_split(c.path("meta") / "train", c.path("root")).num_classes for c in classifiers)
+    timing = json.loads(a.timing.read_text()) if a.timing else None
+    section = results_section(
+        results, timing=timing, accuracy=classifier_accuracy(histories, grid.methods), chance=100.0 / classes
+    )
+    changed = replace_section(a.readme, section)
+    sys.stdout.write(f"{a.readme}: {'results section written' if changed else 'up to date'}\n")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``ui``, ``dvc-yaml`` and ``job-server``."""
+    """Add ``ui``, ``dvc-yaml``, ``readme-results`` and ``job-server``."""
     p = sub.add_parser("ui", help="serve the MLflow UI over fcam's runs (127.0.0.1 by default)")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (the UI has no authentication)")
     p.add_argument("--port", type=int, default=5000)
@@ -61,6 +87,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("dvc.yaml"))
     p.add_argument("--check", action="store_true", help="only check that the file is current (exit 2 if not)")
     p.set_defaults(func=_dvc_yaml)
+
+    p = sub.add_parser(
+        "readme-results", help="write the README's results section from a finished run (after make demo)"
+    )
+    p.add_argument("--params", default="params.yaml", help="the run's parameter file")
+    p.add_argument("--timing", type=Path, help="the run's time (python benchmarks/demo_time.py --json FILE)")
+    p.add_argument("--readme", type=Path, default=Path("README.md"))
+    p.set_defaults(func=_readme_results)
 
     p = sub.add_parser(
         "job-server", help="(started by Snakemake) serve the pipeline's jobs from a warm process, by fork"

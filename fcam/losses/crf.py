@@ -308,4 +308,5 @@ class DenseCRFLoss(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"sigma_rgb={self.sigma_rgb}, sigma_xy={self.sigma_xy}, scale={self.scale}, kernel={self.kernel}"
+        return (f"sigma_rgb={self.sigma_rgb}, sigma_xy={self.sigma_xy}, scale={self.scale}, "
+                f"kernel={self.kernel}")

@@ -47,6 +47,7 @@ from fcam.report.tables import METRIC_TITLES, TABLE1_METRIC, require_variants, r
 
 __all__ = [
     "REFERENCE_DATASET",
+    "cell_bimodality",
     "comparison_markdown",
     "default_data_note",
     "noise_verdict",
@@ -230,6 +231,26 @@ def _section(
     return lines, beyond, cells
 
 
+def cell_bimodality(results: Results, ds: str, backbone: str, method: str) -> dict[str, dict[str, float]]:
+    """Per variant (baseline, fcam), the bimodality measures of one cell, each the mean over seeds.
+
+    Returns:
+        ``{variant: {"outer_fg": .., "coefficient_fg": .., "coefficient_all": ..}}`` read from the
+        ``curves.json`` beside each of the cell's ``metrics.json`` (:mod:`fcam.report.bimodality`).
+    """
+    means = {}
+    for variant in ("baseline", "fcam"):
+        measures = []
+        for path in results.paths(ds, backbone, method, variant):
+            curves = path.with_name("curves.json")
+            measures.append(histogram_bimodality(load_histogram(curves), where=str(curves)))
+        means[variant] = {
+            key: float(np.mean([getattr(x, key) for x in measures]))
+            for key in ("outer_fg", "coefficient_fg", "coefficient_all")
+        }
+    return means
+
+
 def _bimodality_section(results: Results) -> list[str]:
     grid = results.grid
     low, high = f"{OUTER_LOW:g}", f"{OUTER_HIGH:g}"
@@ -261,16 +282,7 @@ def _bimodality_section(results: Results) -> list[str]:
     for ds in grid.datasets:
         for m in grid.methods:
             for b in grid.backbones:
-                means = {}
-                for variant in ("baseline", "fcam"):
-                    measures = []
-                    for path in results.paths(ds, b, m, variant):
-                        curves = path.with_name("curves.json")
-                        measures.append(histogram_bimodality(load_histogram(curves), where=str(curves)))
-                    means[variant] = {
-                        key: float(np.mean([getattr(x, key) for x in measures]))
-                        for key in ("outer_fg", "coefficient_fg", "coefficient_all")
-                    }
+                means = cell_bimodality(results, ds, b, m)
                 base, fcam = means["baseline"], means["fcam"]
                 if not (math.isnan(base["outer_fg"]) or math.isnan(fcam["outer_fg"])):
                     cells += 1

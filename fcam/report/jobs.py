@@ -15,6 +15,7 @@ from fcam.pipeline.stages import JobSpec
 from fcam.report.results import Grid
 
 __all__ = [
+    "grid_of",
     "run_ablation",
     "run_comparison",
     "run_figures",
@@ -25,7 +26,8 @@ __all__ = [
 ]
 
 
-def _grid(config: Mapping[str, Any], **narrow: Any) -> Grid:
+def grid_of(config: Mapping[str, Any], **narrow: Any) -> Grid:
+    """The enabled grid of a report job's configuration (``config["grid"]``), optionally narrowed."""
     g = config["grid"]
     return Grid(
         datasets=tuple(g["datasets"]),
@@ -48,7 +50,7 @@ def run_table1(spec: JobSpec, tracker: Any) -> None:
     from fcam.report.tables import write_table1
 
     _with_html(
-        write_table1(spec.paths("metrics"), spec.path("table"), grid=_grid(spec.config)), spec, "Table 1"
+        write_table1(spec.paths("metrics"), spec.path("table"), grid=grid_of(spec.config)), spec, "Table 1"
     )
 
 
@@ -57,7 +59,7 @@ def run_table2(spec: JobSpec, tracker: Any) -> None:
     from fcam.report.tables import write_table2
 
     _with_html(
-        write_table2(spec.paths("metrics"), spec.path("table"), grid=_grid(spec.config)), spec, "Table 2"
+        write_table2(spec.paths("metrics"), spec.path("table"), grid=grid_of(spec.config)), spec, "Table 2"
     )
 
 
@@ -67,7 +69,7 @@ def run_comparison(spec: JobSpec, tracker: Any) -> None:
     from fcam.report.html import markdown_to_html, write_html
 
     out = write_comparison(
-        spec.paths("metrics"), spec.path("report"), grid=_grid(spec.config), preset=spec.preset
+        spec.paths("metrics"), spec.path("report"), grid=grid_of(spec.config), preset=spec.preset
     )
     write_html(spec.path("html"), "fcam: comparison with the paper", markdown_to_html(out.read_text()))
 
@@ -122,7 +124,7 @@ def run_ablation(spec: JobSpec, tracker: Any) -> None:
     from fcam.report.ablation import write_ablation
 
     ablation = spec.config["ablation"]
-    grid = _grid(
+    grid = grid_of(
         spec.config,
         backbones=(ablation["backbone"],),
         methods=(ablation["method"],),

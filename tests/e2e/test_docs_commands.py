@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,10 @@ def _dry(command: str) -> list[str] | None:
         )
     if tool == "dvc":
         return [str(BIN / "dvc"), *words[1:], *(["--dry"] if words[1] == "repro" else [])]
-    if tool == "fcam" and words[1] in ("dvc-yaml", "data"):
+    if tool == "fcam" and words[1] in ("dvc-yaml", "data", "readme-results"):
         return [str(BIN / "fcam"), *words[1:]]
+    if tool == "python" and words[1].startswith("benchmarks/"):
+        return [str(BIN / "python"), *words[1:]]
     return None  # make, source, fcam ui (a server), fcam localize (its example paths), ln ...
 
 
@@ -59,6 +62,9 @@ def test_every_documented_snakemake_dvc_and_fcam_tool_line_runs(smoke_run: Path)
         run(["git", "init", "-q"], ws)
         run([str(BIN / "dvc"), "init", "-q"], ws)
     run([str(BIN / "fcam"), "dvc-yaml"], ws)  # the workspace runs the smoke preset: its own structure
+    # The README's results commands read the run's logs and rewrite a copy of the README.
+    shutil.copy2(REPO / "README.md", ws / "README.md")
+    shutil.copytree(REPO / "benchmarks", ws / "benchmarks", dirs_exist_ok=True)
     ran = []
     for doc in DOCS:
         for command in documented_commands(doc):
@@ -71,6 +77,10 @@ def test_every_documented_snakemake_dvc_and_fcam_tool_line_runs(smoke_run: Path)
             )
             ran.append(command)
     assert len(ran) >= 8, ran
+    assert "fcam readme-results --timing timing.json" in ran
+    readme = (ws / "README.md").read_text()
+    assert "F-CAM gain beyond seed noise in" in readme
+    assert "(pending:" not in readme
 
 
 def test_the_html_report_holds_the_tables_comparison_figures_and_ablation(smoke_run: Path) -> None:

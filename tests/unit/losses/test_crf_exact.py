@@ -16,13 +16,15 @@ RTOL_FLOAT32 = 5e-4  # float32 rounding of |f_i|^2 - 2 f_i.f_j + |f_j|^2 (featur
 
 @pytest.mark.parametrize("size", [(16, 16), (24, 20), (32, 32)])
 @pytest.mark.parametrize(("sigma_rgb", "sigma_xy"), [(15.0, 15.0), (10.0, 5.0), (60.0, 2.0), (5.0, 100.0)])
-def test_exact_filter_equals_the_dense_kernel(natural_batch, smooth_probs, exact_crf, size, sigma_rgb, sigma_xy):
+def test_exact_filter_equals_the_dense_kernel(natural_batch, smooth_probs, exact_crf, size, sigma_rgb,
+                                              sigma_xy):
     height, width = size
     images = natural_batch(height, width)
     probs = smooth_probs(4, height, width)
     expected = exact_crf.filter(images, probs, sigma_rgb, sigma_xy)
     got = bilateral_filter(images, probs, sigma_rgb=sigma_rgb, sigma_xy=sigma_xy, kernel="exact")
-    assert got.shape == probs.shape and got.dtype == probs.dtype
+    assert got.shape == probs.shape
+    assert got.dtype == probs.dtype
     torch.testing.assert_close(got, expected, rtol=RTOL, atol=0.0)
     loss = dense_crf_loss(images, probs, sigma_rgb=sigma_rgb, sigma_xy=sigma_xy, kernel="exact")
     assert abs(loss / exact_crf.loss(images, probs, sigma_rgb, sigma_xy) - 1) < RTOL
@@ -33,7 +35,8 @@ def test_exact_filter_in_float32(natural_batch, smooth_probs, exact_crf, sigma_r
     images = natural_batch(32, 32)
     probs = smooth_probs(4, 32, 32)
     expected = exact_crf.filter(images, probs, sigma_rgb, sigma_xy)
-    got = bilateral_filter(images.float(), probs.float(), sigma_rgb=sigma_rgb, sigma_xy=sigma_xy, kernel="exact")
+    got = bilateral_filter(images.float(), probs.float(), sigma_rgb=sigma_rgb, sigma_xy=sigma_xy,
+                           kernel="exact")
     assert got.dtype == torch.float32
     torch.testing.assert_close(got.double(), expected, rtol=RTOL_FLOAT32, atol=0.0)
 
@@ -66,7 +69,8 @@ def test_auto_is_exact_up_to_the_threshold_and_lattice_above(natural_batch, smoo
 def test_exact_gradient_matches_autograd_of_the_dense_loss(natural_batch, smooth_probs, exact_crf):
     images = natural_batch(12, 10)
     probs = smooth_probs(4, 12, 10).requires_grad_(True)
-    (got,) = torch.autograd.grad(dense_crf_loss(images, probs, sigma_rgb=20.0, sigma_xy=4.0, kernel="exact"), probs)
+    loss = dense_crf_loss(images, probs, sigma_rgb=20.0, sigma_xy=4.0, kernel="exact")
+    (got,) = torch.autograd.grad(loss, probs)
     leaf = probs.detach().requires_grad_(True)
     (expected,) = torch.autograd.grad(exact_crf.loss(images, leaf, 20.0, 4.0), leaf)
     torch.testing.assert_close(got, expected, rtol=RTOL, atol=1e-12)
