@@ -69,7 +69,9 @@ def test_one_pass_commit_equals_dvc_commit(tmp_path: Path, monkeypatch: pytest.M
     assert sorted(expected["stages"]) == sorted(names)  # make@b was not built: not recorded
     assert yaml.safe_load((ours / "dvc.lock").read_text()) == expected
     # the outputs went into the cache, as dvc commit puts them
-    status = subprocess.run([str(DVC), "status", *names], cwd=ours, capture_output=True, text=True, check=True)
+    status = subprocess.run(
+        [str(DVC), "status", *names], cwd=ours, capture_output=True, text=True, check=True
+    )
     assert "up to date" in status.stdout, status.stdout
 
 
