@@ -83,6 +83,92 @@ def _radix_strides(radices: Sequence[int], n_batch: int) -> list[int]:
     return strides
 
 
+def _key_packing(
+    fmax: Sequence[float], inv_std: float, n_batch: int
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """How lattice keys and simplex keys pack into int64, from the features' host bounds.
+
+    Returns:
+        (key_low, key_strides, q_low, simplex_strides): the lowest key coordinate and the radix
+        strides of a vertex key (d coordinates, then the image), and the same for a simplex key
+        (d quotient coordinates, the rank permutation, then the image).
+    """
+    d = len(fmax)
+    # Host bounds of the elevated coordinates, from feature bounds: y_0 = sum_i c_i and
+    # y_j = sum_{i >= j} c_i - j c_{j-1}, with c_i = f_i * inv_std / sqrt((i+1)(i+2)) >= 0.
+    cmax = [m * inv_std / math.sqrt((i + 1) * (i + 2)) for i, m in enumerate(fmax)]
+    low = [0.0] + [-j * cmax[j - 1] for j in range(1, d + 1)]
+    high = [sum(cmax[j:]) for j in range(d + 1)]
+    # Rounding, wrap-around, simplex offsets, dilation and neighbour queries each move a
+    # key coordinate by at most d + 1: a margin of 6 (d + 1) keeps every digit in range.
+    margin = 6 * (d + 1)
+    key_low = [math.floor(low[j]) - margin for j in range(d)]
+    key_radix = [math.ceil(high[j]) + margin - key_low[j] + 1 for j in range(d)]
+    q_low = [math.floor(low[j] / (d + 1)) - 2 for j in range(d)]
+    q_radix = [math.ceil(high[j] / (d + 1)) + 2 - q_low[j] + 1 for j in range(d)]
+    return (
+        key_low,
+        _radix_strides(key_radix, n_batch),
+        q_low,
+        _radix_strides([*q_radix, (d + 1) ** d], n_batch),
+    )
+
+
+def _enclosing_simplex(elevated: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The simplex of H_d that holds each elevated point.
+
+    Args:
+        elevated: (d + 1, P) float32 points on the hyperplane H_d.
+
+    Returns:
+        (quotient, rank, residual), each (d + 1, P): the closest remainder-0 point is
+        ``quotient * (d + 1)``; ``rank[i]`` is the position of coordinate i when the residuals
+        are sorted in decreasing order (ties broken by index, as in the reference); ``residual``
+        is the point minus that remainder-0 point.
+    """
+    d = elevated.shape[0] - 1
+    quotient = torch.round(elevated / (d + 1))
+    residual = elevated - quotient * (d + 1)
+    rank = torch.zeros(d + 1, residual.shape[1], dtype=torch.int16, device=elevated.device)
+    for i in range(d):
+        for j in range(i + 1, d + 1):
+            smaller = residual[i] < residual[j]
+            rank[i] += smaller
+            rank[j] += ~smaller
+    # Bring points back onto the hyperplane when the rounding did not sum to zero.
+    rank += quotient.sum(dim=0).to(torch.int16)
+    wrap = (rank < 0).to(torch.int16) - (rank > d).to(torch.int16)
+    rank += (d + 1) * wrap
+    quotient += wrap
+    residual -= (d + 1) * wrap
+    return quotient, rank, residual
+
+
+def _barycentric(residual: Tensor, rank: Tensor) -> Tensor:
+    """(d + 1, P) barycentric weights of each point in its simplex (p.10 of the paper): with z
+    the residuals / (d + 1) in decreasing order, b_0 = 1 - z_0 + z_d and b_m = z_{d-m} - z_{d+1-m}."""
+    d = residual.shape[0] - 1
+    z = torch.empty_like(residual).scatter_(0, rank.to(torch.int64), residual / (d + 1))
+    weights = torch.empty_like(z)
+    weights[0] = 1.0 - z[0] + z[d]
+    weights[1:] = z[:d].flip(0) - z[1:].flip(0)
+    return weights
+
+
+def _neighbour_indices(keys: Tensor, steps: Sequence[int]) -> list[Tensor]:
+    """Per step and sign (+1, then -1), each lattice point's neighbour index, ``len(keys)`` when
+    the neighbour is not stored; each tensor has one more entry, for the all-zero row."""
+    n_points = keys.numel()
+    neighbours = []
+    for step in steps:
+        for sign in (1, -1):
+            query = keys + sign * step
+            found = torch.searchsorted(keys, query).clamp(max=n_points - 1)
+            nbr = torch.where(keys[found] == query, found, n_points)
+            neighbours.append(torch.cat([nbr, nbr.new_tensor([n_points])]))
+    return neighbours
+
+
 class PermutohedralLattice:
     """A permutohedral lattice built once from the features of a batch, then applied to values.
 
@@ -119,20 +205,7 @@ class PermutohedralLattice:
         inv_std = math.sqrt(2.0 / 3.0) * (d + 1)
         fmax = [max(float(m), 0.0) for m in feature_max]
 
-        # Host bounds of the elevated coordinates, from feature bounds: y_0 = sum_i c_i and
-        # y_j = sum_{i >= j} c_i - j c_{j-1}, with c_i = f_i * inv_std / sqrt((i+1)(i+2)) >= 0.
-        cmax = [m * inv_std / math.sqrt((i + 1) * (i + 2)) for i, m in enumerate(fmax)]
-        low = [0.0] + [-j * cmax[j - 1] for j in range(1, d + 1)]
-        high = [sum(cmax[j:]) for j in range(d + 1)]
-        # Rounding, wrap-around, simplex offsets, dilation and neighbour queries each move a
-        # key coordinate by at most d + 1: a margin of 6 (d + 1) keeps every digit in range.
-        margin = 6 * (d + 1)
-        key_low = [math.floor(low[j]) - margin for j in range(d)]
-        key_radix = [math.ceil(high[j]) + margin - key_low[j] + 1 for j in range(d)]
-        key_strides = _radix_strides(key_radix, n_batch)
-        q_low = [math.floor(low[j] / (d + 1)) - 2 for j in range(d)]
-        q_radix = [math.ceil(high[j] / (d + 1)) + 2 - q_low[j] + 1 for j in range(d)]
-        simplex_strides = _radix_strides([*q_radix, (d + 1) ** d], n_batch)
+        key_low, key_strides, q_low, simplex_strides = _key_packing(fmax, inv_std, n_batch)
 
         # Elevate onto H_d. Per-point work uses a (d + 1, P) layout so that every coordinate is
         # a contiguous row (P = B * N points); float32 is enough, coordinates stay small.
@@ -140,31 +213,8 @@ class PermutohedralLattice:
         feats = torch.minimum(features.reshape(-1, d).to(torch.float32).clamp(min=0.0), bounds)
         elevated = _embedding(d, inv_std).to(device=device, dtype=torch.float32) @ feats.T
 
-        # Closest remainder-0 point by rounding, then the simplex containing the point: rank[i]
-        # is the position of coordinate i when the residuals are sorted in decreasing order,
-        # ties broken by index as in the reference.
-        quotient = torch.round(elevated / (d + 1))
-        residual = elevated - quotient * (d + 1)
-        rank = torch.zeros(d + 1, residual.shape[1], dtype=torch.int16, device=device)
-        for i in range(d):
-            for j in range(i + 1, d + 1):
-                smaller = residual[i] < residual[j]
-                rank[i] += smaller
-                rank[j] += ~smaller
-        # Bring points back onto the hyperplane when the rounding did not sum to zero.
-        rank += quotient.sum(dim=0).to(torch.int16)
-        wrap = (rank < 0).to(torch.int16) - (rank > d).to(torch.int16)
-        rank += (d + 1) * wrap
-        quotient += wrap
-        residual -= (d + 1) * wrap
-
-        # Barycentric coordinates (p.10 of the paper): with z the residuals / (d + 1) in
-        # decreasing order, b_0 = 1 - z_0 + z_d and b_m = z_{d-m} - z_{d+1-m}.
-        z = torch.empty_like(residual).scatter_(0, rank.to(torch.int64), residual / (d + 1))
-        weights = torch.empty_like(z)
-        weights[0] = 1.0 - z[0] + z[d]
-        weights[1:] = z[:d].flip(0) - z[1:].flip(0)
-        self._weights = weights.T.contiguous()  # (P, d + 1)
+        quotient, rank, residual = _enclosing_simplex(elevated)
+        self._weights = _barycentric(residual, rank).T.contiguous()  # (P, d + 1)
 
         # Pixels in the same simplex share all d + 1 vertices, so deduplicate simplices first
         # (on photographs at 224 x 224 there are about 5 pixels per simplex) and build vertex
@@ -204,14 +254,7 @@ class PermutohedralLattice:
         self.n_points = keys.numel()
         # Lattice index of each vertex of each simplex; index n_points is an all-zero row.
         self._simplex_vertex = torch.searchsorted(keys, vertices)[vertex_of_simplex]  # (S, d + 1)
-        neighbours = []
-        for step in steps:
-            for sign in (1, -1):
-                query = keys + sign * step
-                found = torch.searchsorted(keys, query).clamp(max=self.n_points - 1)
-                nbr = torch.where(keys[found] == query, found, self.n_points)
-                neighbours.append(torch.cat([nbr, nbr.new_tensor([self.n_points])]))
-        self._neighbours = neighbours
+        self._neighbours = _neighbour_indices(keys, steps)
 
     def filter(self, values: Tensor) -> Tensor:
         """Splat, blur and slice ``values`` (no gradient is tracked through the lattice).
