@@ -56,10 +56,11 @@ def _readme_results(a: argparse.Namespace) -> None:
     from fcam.pipeline.params import load_params
     from fcam.pipeline.stages import Pipeline
     from fcam.report.jobs import grid_of
-    from fcam.report.readme import classifier_accuracy, replace_section, results_section
+    from fcam.report.readme import classifier_accuracy, disk_usage, replace_section, results_section
     from fcam.report.results import load_results
 
-    pipeline = Pipeline(load_params(a.params))
+    params = load_params(a.params)
+    pipeline = Pipeline(params)
     spec = pipeline.spec("comparison", {}, params_file=a.params)
     grid = grid_of(spec.config)
     results = load_results(spec.paths("metrics"), grid)
@@ -69,8 +70,18 @@ def _readme_results(a: argparse.Namespace) -> None:
     timing = json.loads(a.timing.read_text()) if a.timing else None
     if timing is not None and a.wall_s is not None:
         timing["elapsed_s"] = a.wall_s  # the whole command's, hand-off to DVC included
+    written = ("results", "reports", "logs", ".snakemake", ".dvc/cache")
+    folders = [Path(params["data_root"]), *map(Path, written)]
+    mlflow = [Path("mlflow.db"), Path("mlartifacts")]
+    usage = disk_usage([*folders, *mlflow])
+    disk = {str(f): usage[str(f)] for f in folders if usage[str(f)]}
+    disk["MLflow"] = sum(usage[str(f)] for f in mlflow)
     section = results_section(
-        results, timing=timing, accuracy=classifier_accuracy(histories, grid.methods), chance=100.0 / classes
+        results,
+        timing=timing,
+        accuracy=classifier_accuracy(histories, grid.methods),
+        chance=100.0 / classes,
+        disk=disk,
     )
     changed = replace_section(a.readme, section)
     sys.stdout.write(f"{a.readme}: {'results section written' if changed else 'up to date'}\n")

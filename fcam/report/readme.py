@@ -30,7 +30,15 @@ from fcam.report.comparison import BEYOND, cell_bimodality, noise_verdict
 from fcam.report.results import Results, format_mean_std
 from fcam.report.tables import METRIC_TITLES, TABLE1_METRIC
 
-__all__ = ["BEGIN", "END", "ClassifierAccuracy", "classifier_accuracy", "replace_section", "results_section"]
+__all__ = [
+    "BEGIN",
+    "END",
+    "ClassifierAccuracy",
+    "classifier_accuracy",
+    "disk_usage",
+    "replace_section",
+    "results_section",
+]
 
 BEGIN: Final = "<!-- results: begin (written by `fcam readme-results`; do not edit by hand) -->"
 END: Final = "<!-- results: end -->"
@@ -73,6 +81,36 @@ def classifier_accuracy(histories: Sequence[Path], methods: Sequence[str]) -> Cl
     return {"min": float(np.min(accuracies)), "mean": float(np.mean(accuracies)), "n": len(accuracies)}
 
 
+def disk_usage(paths: Sequence[Path]) -> dict[str, int]:
+    """Bytes under each path (a file or a folder), each file counted once over all of them.
+
+    A file hard-linked from several places (a checkpoint kept for several methods, an output and
+    its DVC cache entry) takes its space once: it counts for the first path that reaches it.
+    Missing paths count 0. Returns ``{str(path): bytes}`` in the order given.
+    """
+    seen: set[tuple[int, int]] = set()
+    usage = {}
+    for root in paths:
+        total = 0
+        if root.is_file():
+            files = [root]
+        else:
+            files = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
+        for path in files:
+            stat = path.stat()
+            if (stat.st_dev, stat.st_ino) not in seen:
+                seen.add((stat.st_dev, stat.st_ino))
+                total += stat.st_size
+        usage[str(root)] = total
+    return usage
+
+
+def _size(n: int) -> str:
+    if n >= 1e9:
+        return f"{n / 1e9:.2f} GB"
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
 def _cell(results: Results, ds: str, backbone: str, method: str, metric: str) -> tuple[str, str]:
     """(``baseline → F-CAM`` text with the mark, the gain's verdict)."""
     base = results.values(ds, backbone, method, "baseline", metric)
@@ -93,6 +131,7 @@ def results_section(
     timing: Mapping[str, Any] | None,
     accuracy: ClassifierAccuracy,
     chance: float,
+    disk: Mapping[str, int] | None = None,
     command: str = "make demo",
 ) -> str:
     """The section's Markdown, markers excluded.
@@ -103,6 +142,7 @@ def results_section(
             stage -> ``jobs``), or None to leave the time out.
         accuracy: :func:`classifier_accuracy` of the run's classifiers.
         chance: the accuracy (%) of a guess, 100 / the largest number of classes of the datasets.
+        disk: :func:`disk_usage` of the run's folders, or None to leave it out.
         command: the command whose run this is.
     """
     grid = results.grid
@@ -115,6 +155,9 @@ def results_section(
             "`python benchmarks/demo_time.py`).",
             "",
         ]
+    if disk:
+        parts = ", ".join(f"`{name}` {_size(n)}" for name, n in disk.items())
+        lines += [f"Disk after the run: {_size(sum(disk.values()))} ({parts}; hard links counted once).", ""]
     legend = (
         f"; {MARK}: the F-CAM gain, paired by seed, has its mean above its std (beyond seed noise)"
         if grid.n_seeds > 1

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from fcam.errors import DataError
-from fcam.report.readme import BEGIN, END, MARK, classifier_accuracy, replace_section, results_section
+from fcam.report.readme import (
+    BEGIN,
+    END,
+    MARK,
+    classifier_accuracy,
+    disk_usage,
+    replace_section,
+    results_section,
+)
 from fcam.report.results import Grid, format_mean_std, load_results
 
 from .conftest import Tree
@@ -115,3 +123,23 @@ def test_replace_section_needs_both_markers_and_leaves_the_file(tmp_path: Path) 
     readme.write_text(f"{END}\n{BEGIN}\n")
     with pytest.raises(DataError, match=r"README\.md: line 1 ends the results section"):
         replace_section(readme, "new")
+
+
+def test_disk_usage_counts_a_hard_linked_file_once(tmp_path: Path) -> None:
+    results, cache = tmp_path / "results", tmp_path / "cache"
+    (results / "a").mkdir(parents=True)
+    cache.mkdir()
+    (results / "a" / "best.pt").write_bytes(b"x" * 1000)
+    (results / "a" / "last.pt").hardlink_to(results / "a" / "best.pt")
+    (results / "b.json").write_bytes(b"y" * 10)
+    (cache / "entry").hardlink_to(results / "a" / "best.pt")
+    (cache / "other").write_bytes(b"z" * 5)
+    usage = disk_usage([results, cache, tmp_path / "missing"])
+    assert usage == {str(results): 1010, str(cache): 5, str(tmp_path / "missing"): 0}
+
+
+def test_section_gives_the_disk(results_tree: Tree) -> None:
+    results = load_results(results_tree.paths, results_tree.grid)
+    disk = {"results": 1_234_000_000, "data": 15_000_000}
+    text = results_section(results, timing=TIMING, accuracy=ACCURACY, chance=25.0, disk=disk)
+    assert "Disk after the run: 1.25 GB (`results` 1.23 GB, `data` 15 MB; hard links counted once)." in text
