@@ -300,13 +300,19 @@ class JobServer:
         try:
             conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
         except OSError:  # the client is already gone
-            _forward(pid, signal.SIGTERM)
+            _forward(pid, signal.SIGKILL)
         self.children[pid] = conn
         selector.register(conn, selectors.EVENT_READ, pid)
         log.info("job %d: fcam %s", pid, " ".join(request["argv"]))
 
     def _client_gone(self, pid: int, selector: selectors.BaseSelector) -> None:
-        """A client's socket became readable: it never writes, so it closed (killed): end its job."""
+        """A client's socket became readable: it never writes, so it closed: end its job.
+
+        A client passes on every signal it can catch and exits when its job has; closing first
+        means it was killed outright (SIGKILL, e.g. its whole process group): the job gets the same,
+        as it would have in that group, and stops where it is (a training job resumes from its last
+        saved epoch; a SIGTERM would let it finish the epoch and write its outputs).
+        """
         conn = self.children.get(pid)
         if conn is None:
             return
@@ -314,8 +320,8 @@ class JobServer:
             if conn.recv(1, socket.MSG_PEEK):
                 return
         selector.unregister(conn)
-        log.warning("job %d: its client is gone; terminating it", pid)
-        _forward(pid, signal.SIGTERM)
+        log.warning("job %d: its client is gone; killing it", pid)
+        _forward(pid, signal.SIGKILL)
 
     def _reap(self, selector: selectors.BaseSelector) -> None:
         while self.children:

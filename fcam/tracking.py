@@ -573,7 +573,7 @@ def tracked_run(
     }
     name = _run_name(stage, tags)
     if spool is not None:
-        deferred = SpoolTracker(spool, name=name, tags=all_tags)
+        deferred = SpoolTracker(spool, name=name, tags=all_tags, pending=live_after is not None)
         log.info(
             "MLflow run %s: recorded in %s, written to the store at the end of the pipeline run", name, spool
         )

@@ -9,9 +9,13 @@ job would have logged itself, with its own times. Flushing happens wherever MLfl
 anyway: when a training job opens its own run, when a Snakemake run ends (``onsuccess``,
 ``onerror``), and before ``fcam ui`` serves the store.
 
-A record is written once, atomically, when its job ends, so a killed short job leaves no run
-(it never shows as RUNNING). A flush killed halfway is repaired by the next one: each record's run
-carries the tag ``spool_record``, and a run found with that tag is deleted and written again.
+A short job's record is written once, atomically, when its job ends, so a killed short job
+leaves no run (it never shows as RUNNING). A training job's record is *pending*: written at its
+start and after each logged epoch with status RUNNING, so that a training job killed before its
+run went live still leaves a run, ended as KILLED with the epochs it finished, by the first flush
+that finds its process gone (a pending record of a live process stays in the spool). A flush
+killed halfway is repaired by the next one: each record's run carries the tag ``spool_record``,
+and a run found with that tag is deleted and written again.
 """
 
 from __future__ import annotations
@@ -49,8 +53,10 @@ def _now_ms() -> int:
 class SpoolTracker:
     """The :class:`fcam.tracking.Tracker` interface, kept in memory and written as one record."""
 
-    def __init__(self, folder: Path, *, name: str, tags: Mapping[str, str]) -> None:
+    def __init__(self, folder: Path, *, name: str, tags: Mapping[str, str], pending: bool = False) -> None:
+        """``pending``: also keep the record in the spool while the job runs (see the module docstring)."""
         self.folder = folder
+        self.pending = pending
         self.record_id = uuid.uuid4().hex
         self.run_id = f"spooled:{self.record_id}"
         self.record: dict[str, Any] = {
@@ -62,6 +68,8 @@ class SpoolTracker:
             "artifacts": [],
             "start": _now_ms(),
         }
+        if pending:
+            self._write("RUNNING")
 
     def log_params(self, params: Mapping[str, Any] | Any) -> None:
         from fcam.tracking import _flatten
@@ -75,6 +83,8 @@ class SpoolTracker:
         self.record["metrics"] += [
             [k, float(v), now, step or 0] for k, v in sorted(metrics.items()) if v is not None
         ]
+        if self.pending:
+            self._write("RUNNING")
 
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
         """Copy the file into the spool now (a rerun may rewrite it before the flush)."""
@@ -89,19 +99,24 @@ class SpoolTracker:
 
     def discard(self) -> None:
         """Drop the record (its run went live elsewhere): nothing is written at close."""
+        (self.folder / f"{self.record_id}.json").unlink(missing_ok=True)
         shutil.rmtree(self.folder / f"{self.record_id}.files", ignore_errors=True)
         self.record = {}
 
     def close(self, status: str) -> None:
-        """Write the record (atomically: the flusher never sees half of one)."""
-        from fcam.io import atomic_path
-
+        """Write the record with its final status."""
         if not self.record:  # discarded
             return
-        self.record.update(status=status, end=_now_ms())
+        self._write(status, end=_now_ms())
+
+    def _write(self, status: str, end: int | None = None) -> None:
+        """Write the record (atomically: the flusher never sees half of one); ``end`` None: pending."""
+        from fcam.io import atomic_path
+
+        record = {**self.record, "status": status, **({} if end is None else {"end": end})}
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.folder / f"{self.record_id}.json") as tmp:
-            tmp.write_text(json.dumps(self.record))
+            tmp.write_text(json.dumps(record))
 
 
 @contextlib.contextmanager
@@ -174,6 +189,21 @@ def write_record(
     return run_id
 
 
+def _ended_if_gone(record: dict[str, Any], path: Path) -> bool:
+    """End a pending record as KILLED if its process is gone (at its file's last write); else False."""
+    import socket
+
+    from fcam.tracking import _is_live_here
+
+    tags, host = record["tags"], socket.gethostname()
+    if _is_live_here(tags, host) or tags.get("host") != host:
+        return False  # running, or on another host: the next flush there or after it decides
+    record["status"] = "KILLED"
+    record["end"] = int(path.stat().st_mtime * 1000)
+    tags["ended_by"] = f"orphan: process {tags.get('pid')} on {host} is gone"
+    return True
+
+
 def flush(client: Any, exp_id: str, tracking_uri: str) -> int:
     """Write every spooled record of this store to MLflow (oldest first), then remove it.
 
@@ -197,6 +227,8 @@ def flush(client: Any, exp_id: str, tracking_uri: str) -> int:
             except (OSError, ValueError) as exc:
                 log.warning("skipping unreadable spooled run %s: %s", path, exc)
                 continue
+            if "end" not in record and not _ended_if_gone(record, path):
+                continue  # a pending record of a job that still runs
             write_record(client, exp_id, record, folder)
             path.unlink()
             shutil.rmtree(folder / f"{record['record_id']}.files", ignore_errors=True)

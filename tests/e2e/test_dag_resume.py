@@ -31,11 +31,12 @@ from tests.e2e.workspace import (
 pytestmark = pytest.mark.slow
 
 #: One small dataset; two epochs of each phase with small batches, so that an epoch lasts a few
-#: seconds and a run can be killed inside the second.
+#: seconds (the smoke preset's slim networks train ~200 images/s) and a run can be killed inside
+#: the second.
 ONE_DATASET = {
     "device": "cpu",
     "datasets": {"synth_boxes": {"classifier": {}, "decoder": {}}},
-    "synth": {"synth_boxes": {"classes": 2, "size": 40, "train": 64, "val": 8, "test": 8, "seed": 0}},
+    "synth": {"synth_boxes": {"classes": 2, "size": 40, "train": 640, "val": 8, "test": 8, "seed": 0}},
 }
 TWO_EPOCHS = {
     **ONE_DATASET,

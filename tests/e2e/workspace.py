@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 import yaml
@@ -125,6 +125,12 @@ def _start(cmd: Sequence[str], cwd: Path, env_changes: Mapping[str, str | None] 
         )
 
 
+#: The kill helpers run jobs as Snakemake's own children, so that killing the run's process group
+#: kills them at that instant. Under the job server a job is the server's child and dies when its
+#: client does, a moment later (tests/unit/core/test_jobserver.py), too late for an exact kill point.
+NO_JOB_SERVER: Final = {"FCAM_JOB_SERVER": "off"}
+
+
 def kill_after_state(
     cmd: Sequence[str],
     cwd: Path,
@@ -138,7 +144,7 @@ def kill_after_state(
     one epoch is saved; a second later the job is inside the next one. A Snakemake run and the
     jobs it starts share its process group, so all of them die.
     """
-    proc = _start(cmd, cwd, env_changes)
+    proc = _start(cmd, cwd, {**NO_JOB_SERVER, **(env_changes or {})})
     deadline = time.monotonic() + timeout
     try:
         while not state.is_file():
@@ -166,6 +172,7 @@ def kill_when_written(
         The finished process (the test checks it was killed: return code -9).
     """
     changes = {
+        **NO_JOB_SERVER,
         "PYTHONPATH": os.pathsep.join([str(KILLPOINT), environment()["PYTHONPATH"]]),
         "FCAM_TEST_KILL_AT": pattern,
         "FCAM_TEST_KILL_SPARE": str(os.getpid()),

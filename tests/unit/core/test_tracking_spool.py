@@ -134,3 +134,34 @@ def test_a_short_training_run_stays_deferred(store: str) -> None:
     assert _runs(store)[1] == []  # no store opened
     assert flush_deferred_runs() == 1
     assert [r.info.status for r in _runs(store)[1]] == ["FINISHED"]
+
+
+def test_a_training_job_killed_before_going_live_leaves_a_killed_run(store: str, tmp_path: Path) -> None:
+    code = """
+import os, signal
+from fcam.tracking import tracked_run
+with tracked_run("classifier", tags={"ds": "a"}, job="classifier@a", defer=True, live_after=3600.0) as run:
+    run.log_metrics({"val": 1.0}, step=1)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path)
+    assert proc.returncode == -9
+    assert _runs(store)[1] == []  # nothing reached the store yet
+    assert flush_deferred_runs() == 1
+    client, (run,) = _runs(store)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["ended_by"].startswith("orphan: process")
+    assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val")] == [(1, 1.0)]
+    assert not list(spool_dir(store).glob("*.json"))
+
+
+def test_a_running_training_jobs_pending_record_stays_in_the_spool(store: str) -> None:
+    with tracked_run("decoder", tags={"ds": "a"}, job="decoder@a", defer=True, live_after=3600.0) as run:
+        run.log_metrics({"val": 1.0}, step=0)
+        assert len(list(spool_dir(store).glob("*.json"))) == 1
+        assert flush_deferred_runs() == 0  # its process runs: not written, not ended
+        run.log_metrics({"val": 2.0}, step=1)
+    assert flush_deferred_runs() == 1
+    client, (run,) = _runs(store)  # one run, not a killed copy beside the finished one
+    assert run.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val")] == [0, 1]
