@@ -79,7 +79,7 @@ def test_every_documented_snakemake_dvc_and_fcam_tool_line_runs(smoke_run: Path)
     assert len(ran) >= 8, ran
     assert "fcam readme-results --timing timing.json" in ran
     readme = (ws / "README.md").read_text()
-    assert "F-CAM gain beyond seed noise in" in readme
+    assert "Classifiers: validation top-1 of the kept epochs" in readme
     assert "(pending:" not in readme
 
 
