@@ -20,11 +20,12 @@ from tests.e2e.workspace import fcam, kill_after_state, preset, run, write_param
 pytestmark = pytest.mark.slow
 
 #: The smoke preset on one small dataset, two epochs of each phase, small batches: every epoch
-#: lasts a few seconds on one CPU thread, long enough to be killed inside the second.
+#: lasts a few seconds on one CPU thread (the smoke preset's slim networks train ~200 images/s),
+#: long enough to be killed inside the second.
 CHANGES = {
     "device": "cpu",
     "datasets": {"synth_boxes": {"classifier": {}, "decoder": {}}},
-    "synth": {"synth_boxes": {"classes": 2, "size": 40, "train": 64, "val": 8, "test": 8, "seed": 0}},
+    "synth": {"synth_boxes": {"classes": 2, "size": 40, "train": 640, "val": 8, "test": 8, "seed": 0}},
     "classifier.epochs": 2,
     "classifier.batch_size": 8,
     "decoder.epochs": 2,
