@@ -66,7 +66,8 @@ def _readme_results(a: argparse.Namespace) -> None:
     results = load_results(spec.paths("metrics"), grid)
     classifiers = [pipeline.spec("classifier", w, params_file=a.params) for w in pipeline.jobs("classifier")]
     histories = sorted({p for c in classifiers for p in c.paths("history")})
-    classes = max(read_split(c.path("meta") / "train", c.path("root")).num_classes for c in classifiers)
+    datasets = {(c.path("meta"), c.path("root")) for c in classifiers}  # each dataset's metadata read once
+    classes = max(read_split(meta / "train", root).num_classes for meta, root in datasets)
     timing = json.loads(a.timing.read_text()) if a.timing else None
     if timing is not None and a.wall_s is not None:
         timing["elapsed_s"] = a.wall_s  # the whole command's, hand-off to DVC included
