@@ -9,6 +9,11 @@ A cache file (``<split>.pt``) is a dict (loadable with ``weights_only=True``):
 ``image_ids`` (list of N str, the split's order), ``cams`` (N, h, w) float16 in [0, 1] (min-max
 normalised at the target layer's resolution), ``logits`` (N, K) float32 of the clean forward,
 ``labels`` (N,) int64, ``size`` (the square input size the CAMs were computed at), ``method``.
+
+A job caches a *computed* method (:mod:`fcam.cam_twins`) and serves its twins too: on the first
+batch it also computes the twins and checks that their maps are the computed method's, so that a
+classifier that breaks the twins' premise (a GAP + linear head over ReLU features) fails the job
+instead of giving its twins wrong rows.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm import tqdm
 
-from fcam.cams import compute_cams
-from fcam.constants import DATASET_KINDS
+from fcam.cam_twins import twins_of
+from fcam.cams import compute_cams, compute_cams_multi
+from fcam.constants import CAM_METHODS, DATASET_KINDS
 from fcam.data.datasets import WSOLDataset, make_loader
 from fcam.data.metadata import SplitMetadata, read_split
-from fcam.errors import DataError
+from fcam.errors import DataError, FcamError
 from fcam.io import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from fcam.pipeline.sections import CamParams, ImageSizes
 from fcam.pipeline.stages import JobSpec
@@ -34,7 +40,11 @@ from fcam.runtime import resolve_device, seed_everything
 if TYPE_CHECKING:
     from fcam.models.classifier import WSOLClassifier
 
-__all__ = ["CamJob", "cache_split", "load_cam_cache", "run"]
+__all__ = ["CamJob", "cache_split", "check_twins", "load_cam_cache", "run"]
+
+#: Largest |difference| allowed between a twin's maps and its computed method's (maps are in
+#: [0, 1] and cached as float16, whose step near 1 is 5e-4; measured differences are ~1e-6).
+TWIN_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -73,12 +83,21 @@ def cache_split(
     # One noise stream per split (Smooth-Grad-CAM++), so a split's cache does not depend on
     # which other splits the job caches.
     generator = torch.Generator(device=device).manual_seed(seed)
+    twins = twins_of(method, CAM_METHODS, reference)
     cams, logits, labels = [], [], []
     for batch in tqdm(loader, desc=f"cams {out.stem}", leave=False, mininterval=10):
         images, y = batch["image"].to(device), batch["label"].to(device)
-        c, lg = compute_cams(
-            model, images, y, method, reference=reference, generator=generator, return_logits=True
-        )
+        if twins and not cams:
+            # The computed method's maps are compute_cams's (the twins' noise comes after it).
+            maps, lg = compute_cams_multi(
+                model, images, y, [method, *twins], reference=reference, generator=generator
+            )
+            check_twins(maps, method, what=f"{out}: first batch")
+            c = maps[method]
+        else:
+            c, lg = compute_cams(
+                model, images, y, method, reference=reference, generator=generator, return_logits=True
+            )
         cams.append(c.detach().to(torch.float16).cpu())
         logits.append(lg.detach().float().cpu())
         labels.append(y.cpu())
@@ -95,6 +114,27 @@ def cache_split(
         out,
     )
     return 100.0 * float((logits_all.argmax(1) == labels_all).float().mean())
+
+
+def check_twins(maps: dict[str, torch.Tensor], method: str, *, what: str) -> None:
+    """Check that every twin's maps equal ``method``'s within :data:`TWIN_TOLERANCE`.
+
+    Args:
+        maps: method -> (B, h, w) maps of one batch, ``method`` and its twins.
+        method: the computed method.
+        what: where the maps come from, for the error message.
+
+    Raises:
+        FcamError: a twin differs; the message names it and the largest difference.
+    """
+    for twin, twin_maps in maps.items():
+        gap = float((twin_maps - maps[method]).abs().max())
+        if gap > TWIN_TOLERANCE:
+            raise FcamError(
+                f"{what}: {twin} differs from {method} by up to {gap:.3g} (> {TWIN_TOLERANCE}), so they "
+                "are not twins for this classifier; fcam.cam_twins assumes a GAP + linear head over "
+                "ReLU features"
+            )
 
 
 def run(spec: JobSpec, tracker: Any) -> None:

@@ -208,6 +208,7 @@ def _evaluate(spec: JobSpec, tracker: Any, variant: str, job: EvaluateJob) -> di
         "ds": ds,
         "backbone": spec.wildcards["backbone"],
         "method": spec.wildcards["method"],
+        "computed_as": spec.tags["computed_as"],  # a twin's maps are its computed method's
         "seed": spec.seed,
         "variant": variant,
         "kind": kind,

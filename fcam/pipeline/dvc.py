@@ -2,7 +2,9 @@
 
 Each enabled stage becomes one DVC stage; a stage with wildcards is a ``foreach`` over its jobs,
 keyed by the job's wildcard values, so DVC names it like the rest of fcam does
-(``decoder@synth_boxes-resnet50-cam-seed0-nbg0.1-alpha1``). Commands name the parameter file and
+(``decoder@synth_boxes-resnet50-cam-seed0-nbg0.1-alpha1``); an item also carries the
+values derived from them (``computed``, the method whose CAMs serve a twin:
+:mod:`fcam.cam_twins`). Commands name the parameter file and
 the job, never a value: DVC tracks each stage's parameter keys (sections, so that a new knob needs
 no change here) and the job reads them from ``params.yaml``.
 
@@ -86,8 +88,11 @@ def dvc_yaml(pipeline: Pipeline) -> str:
         if not stage.wildcards:
             stages[name] = _entry(pipeline, name, {})
             continue
-        placeholders = {w: f"${{item.{w}}}" for w in stage.wildcards}
-        foreach = {pipeline.job_name(name, job).partition("@")[2]: _Flow(job) for job in pipeline.jobs(name)}
+        # An item carries the job's wildcards and the values derived from them (``computed``).
+        jobs = pipeline.jobs(name)
+        items = {pipeline.job_name(name, job).partition("@")[2]: pipeline.derived(job) for job in jobs}
+        placeholders = {w: f"${{item.{w}}}" for w in next(iter(items.values()))}
+        foreach = {key: _Flow(item) for key, item in items.items()}
         stages[name] = {"foreach": foreach, "do": _entry(pipeline, name, placeholders)}
     body = yaml.dump({"stages": stages}, Dumper=_Dumper, sort_keys=False, width=110, default_flow_style=False)
     return _HEADER + body

@@ -31,6 +31,7 @@ from typing import Any, Final
 
 import yaml
 
+from fcam.cam_twins import computed_as, computed_methods
 from fcam.errors import ConfigError
 
 __all__ = [
@@ -455,6 +456,16 @@ class Params:
     @property
     def methods(self) -> list[str]:
         return list(self.data["methods"])
+
+    @property
+    def computed_methods(self) -> list[str]:
+        """The methods whose CAMs and decoders are computed: one per group of twins
+        (:mod:`fcam.cams.twins`); every method of ``methods`` is served by one of them."""
+        return computed_methods(self.methods, self.data["cams"]["reference"])
+
+    def computed_as(self, method: str) -> str:
+        """The computed method that serves ``method`` (itself unless it is a twin)."""
+        return computed_as(method, self.data["cams"]["reference"])
 
     @property
     def seeds(self) -> list[int]:

@@ -16,6 +16,12 @@ ablation's loss-term subset). A job's name is ``<stage>@<its wildcard values joi
 the seed as ``seed<n>``, e.g. ``decoder@synth_boxes-resnet50-cam-seed0-nbg0.1-alpha1``: DVC's stage
 name, MLflow's ``job`` tag and the log file's stem.
 
+Twin CAM methods (:mod:`fcam.cam_twins`: e.g. CAM, Grad-CAM and XGrad-CAM give the same maps on
+fcam's GAP + linear classifiers) are computed once: the ``cams``, ``decoder`` and ``select`` stages
+(and per-method classifiers) run over the *computed* methods only, and the input templates of the
+stages that every method keeps (the evaluations, the ablation) name the computed method as
+``{computed}``, a value derived from ``{method}`` (:meth:`Pipeline.inputs`).
+
 Which stages exist depends on the parameters: ``synth`` for synthetic datasets, ``download`` and
 ``prepare`` for real ones, a shared or a per-method ``classifier`` (``classifier.per_method``),
 ``select`` only when the search grid has more than one point, the ablation only when it has variants.
@@ -198,12 +204,22 @@ def _classifier_best(method: str = "{method}") -> str:
     return f"{_fill(_CLASSIFIER, method=method)}/best.pt"
 
 
+def _computed(template: str) -> str:
+    """A template of a computed method's file, for a job of any method (``{computed}``)."""
+    return _fill(template, method="{computed}")
+
+
+def _computed_grid(params: Params, names: Sequence[str]) -> list[dict[str, str]]:
+    """The jobs of a stage that runs once per group of twin methods."""
+    return _grid(params, names, method=params.computed_methods)
+
+
 def _chosen_decoder(p: Pipeline, w: Wildcards) -> Paths:
     """The decoder the search chose: the select job's links, or the grid's only point."""
     if p.has("select"):
-        base = _SELECT.format(**w)
+        base = _computed(_SELECT).format(**w)
     else:
-        base = _fill(_DECODER, setting=p.params.settings[0].name).format(**w)
+        base = _computed(_fill(_DECODER, setting=p.params.settings[0].name)).format(**w)
     return {"best": f"{base}/best.pt", "last": f"{base}/last.pt"}
 
 
@@ -326,7 +342,7 @@ STAGES: Final[tuple[Stage, ...]] = (
         wildcards=("ds", "backbone", "method", "seed"),
         runner="fcam.train.classifier:run",
         doc="phase 1: train one classifier per CAM method (the paper's protocol)",
-        domain=lambda p: _grid(p, ("ds", "backbone", "method", "seed")),
+        domain=lambda p: _computed_grid(p, ("ds", "backbone", "method", "seed")),
         enabled=lambda p: p["classifier"]["per_method"],
         inputs=lambda p, w: _data(),
         outputs=lambda p: {
@@ -349,7 +365,7 @@ STAGES: Final[tuple[Stage, ...]] = (
         wildcards=("ds", "backbone", "method", "seed"),
         runner="fcam.cams.cache:run",
         doc="cache the low-resolution CAMs of the frozen classifier (train and test splits)",
-        domain=lambda p: _grid(p, ("ds", "backbone", "method", "seed")),
+        domain=lambda p: _computed_grid(p, ("ds", "backbone", "method", "seed")),
         inputs=lambda p, w: {**_data(), "classifier": _classifier_best()},
         outputs=lambda p: {"train": Output(f"{_CAMS}/train.pt"), "test": Output(f"{_CAMS}/test.pt")},
         reads=(("images", "images"), ("cams", "cams")),
@@ -363,7 +379,7 @@ STAGES: Final[tuple[Stage, ...]] = (
         wildcards=("ds", "backbone", "method", "seed", "setting"),
         runner="fcam.train.decoder:run",
         doc="phase 2: train the F-CAM decoder on the frozen classifier, one per search setting",
-        domain=lambda p: _grid(p, ("ds", "backbone", "method", "seed", "setting")),
+        domain=lambda p: _computed_grid(p, ("ds", "backbone", "method", "seed", "setting")),
         inputs=lambda p, w: {**_data(), "classifier": _classifier_best(), "cams": f"{_CAMS}/train.pt"},
         outputs=lambda p: {
             "best": Output(f"{_DECODER}/best.pt"),
@@ -386,7 +402,7 @@ STAGES: Final[tuple[Stage, ...]] = (
         wildcards=("ds", "backbone", "method", "seed"),
         runner="fcam.train.select:run",
         doc="keep the search setting whose decoder localises best on the validation split",
-        domain=lambda p: _grid(p, ("ds", "backbone", "method", "seed")),
+        domain=lambda p: _computed_grid(p, ("ds", "backbone", "method", "seed")),
         enabled=lambda p: len(p.settings) > 1,
         inputs=lambda p, w: {
             f"{name}_files": [
@@ -408,7 +424,7 @@ STAGES: Final[tuple[Stage, ...]] = (
         runner="fcam.evaluate.testing:run_baseline",
         doc="threshold-sweep evaluation of the interpolated CAMs on the test split",
         domain=lambda p: _grid(p, ("ds", "backbone", "method", "seed")),
-        inputs=lambda p, w: {**_data(), "cams": f"{_CAMS}/test.pt"},
+        inputs=lambda p, w: {**_data(), "cams": f"{_computed(_CAMS)}/test.pt"},
         outputs=lambda p: _evaluation("baseline"),
         reads=_EVAL_READS,
         code=("fcam/evaluate", "fcam/metrics", *_DATA_CODE, "fcam/cams/cache.py"),
@@ -420,7 +436,11 @@ STAGES: Final[tuple[Stage, ...]] = (
         runner="fcam.evaluate.testing:run_fcam",
         doc="threshold-sweep evaluation of F-CAM (best and last decoder) on the test split",
         domain=lambda p: _grid(p, ("ds", "backbone", "method", "seed")),
-        inputs=lambda p, w: {**_data(), "classifier": _classifier_best(), **_chosen_decoder(p, w)},
+        inputs=lambda p, w: {
+            **_data(),
+            "classifier": _classifier_best("{computed}"),
+            **_chosen_decoder(p, w),
+        },
         outputs=lambda p: _evaluation("fcam"),
         reads=(*_EVAL_READS, ("images.crop_size", "size")),
         code=("fcam/evaluate", "fcam/metrics", *_DATA_CODE, "fcam/models"),
@@ -437,9 +457,9 @@ STAGES: Final[tuple[Stage, ...]] = (
         enabled=lambda p: bool(p.ablation_variants),
         inputs=lambda p, w: {
             **_data(),
-            "classifier": _classifier_best(),
-            "cams": f"{_CAMS}/train.pt",
-            **({"choice": f"{_SELECT.format(**w)}/choice.json"} if p.has("select") else {}),
+            "classifier": _classifier_best("{computed}"),
+            "cams": f"{_computed(_CAMS)}/train.pt",
+            **({"choice": f"{_computed(_SELECT).format(**w)}/choice.json"} if p.has("select") else {}),
         },
         outputs=lambda p: {
             "best": Output(f"{_ABLATION_DECODER}/best.pt"),
@@ -467,7 +487,7 @@ STAGES: Final[tuple[Stage, ...]] = (
         enabled=lambda p: bool(p.ablation_variants),
         inputs=lambda p, w: {
             **_data(),
-            "classifier": _classifier_best(),
+            "classifier": _classifier_best("{computed}"),
             "best": f"{_ABLATION_DECODER}/best.pt",
             "last": f"{_ABLATION_DECODER}/last.pt",
         },
@@ -677,6 +697,13 @@ class Pipeline:
         if given not in self.jobs(name):
             for w in stage.wildcards:
                 values = sorted({job[w] for job in self.jobs(name)})
+                if w == "method" and given[w] in self.params.methods and given[w] not in values:
+                    computed = self.params.computed_as(given[w])
+                    raise ConfigError(
+                        f"{self.params.source}: stage {name} runs once per group of twin CAM methods, "
+                        f"and {given[w]!r} is computed as {computed!r} (fcam.cam_twins): "
+                        f"use --method {computed}"
+                    )
                 if given[w] not in values:
                     raise ConfigError(
                         f"{self.params.source}: {w} {given[w]!r} is not enabled for stage {name} "
@@ -703,12 +730,22 @@ class Pipeline:
 
     def inputs(self, name: str, wildcards: Wildcards) -> dict[str, str | list[str]]:
         """Input paths of one job (``wildcards`` may also be placeholders such as ``${item.ds}``)."""
+        wildcards = self.derived(wildcards)
         out: dict[str, str | list[str]] = {}
         for key, value in self.stage(name).inputs(self, wildcards).items():
             if isinstance(value, list):
                 out[key] = [self._data(_fill(v, **wildcards)) for v in value]
             else:
                 out[key] = self._data(_fill(value, **wildcards))
+        return out
+
+    def derived(self, wildcards: Wildcards) -> dict[str, str]:
+        """``wildcards`` with the values derived from them: ``computed``, the computed method that
+        serves ``method`` (:mod:`fcam.cam_twins`). Placeholders that already carry it (DVC's
+        ``${item.computed}``) are kept."""
+        out = dict(wildcards)
+        if "method" in out and "computed" not in out:
+            out["computed"] = self.params.computed_as(out["method"])
         return out
 
     def log(self, name: str) -> str:
@@ -817,6 +854,8 @@ class Pipeline:
         tags = {k: v for k, v in wc.items() if k != "setting"}
         if "setting" in wc:
             tags["setting"] = wc["setting"]
+        if "method" in wc:  # the method whose CAMs (and decoder) the job uses: fcam.cam_twins
+            tags["computed_as"] = self.params.computed_as(wc["method"])
         return JobSpec(
             stage=name,
             name=self.job_name(name, wc),

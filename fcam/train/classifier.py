@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from fcam.cam_twins import computed_as, computed_methods
 from fcam.cams import compute_cams_multi
 from fcam.constants import CAM_METHODS, DATASET_KINDS
 from fcam.data.datasets import WSOLDataset, make_loader
@@ -31,7 +32,7 @@ from fcam.pipeline.sections import ClassifierParams, ImageSizes
 from fcam.pipeline.stages import JobSpec
 from fcam.pipeline.typed import from_mapping
 from fcam.runtime import resolve_device, seed_everything
-from fcam.train.loop import finish, fit, job_fingerprint, prepare_outputs
+from fcam.train.loop import FitResult, finish, fit, job_fingerprint, prepare_outputs
 
 __all__ = ["ClassifierJob", "ClassifierPhase", "classifier_step", "run"]
 
@@ -206,10 +207,16 @@ class ClassifierPhase:
 
 
 def run(spec: JobSpec, tracker: Any) -> None:
-    """The ``classifier`` stage: train, select per method, write each method's ``best.pt`` and the history."""
+    """The ``classifier`` stage: train, select per method, write each method's ``best.pt`` and the history.
+
+    A shared classifier serves all six methods, and validates one of each group of twins
+    (:mod:`fcam.cam_twins`): a twin keeps its computed method's epoch, which it would have chosen
+    itself, as its maps are the same.
+    """
     job = from_mapping(ClassifierJob, spec.config)
     per_method = "method" in spec.wildcards
-    methods = (spec.wildcards["method"],) if per_method else CAM_METHODS
+    served = (spec.wildcards["method"],) if per_method else CAM_METHODS
+    methods = tuple(computed_methods(served, job.cam_reference))
     best_paths = spec.paths("best")
     history = spec.path("history")
     prepare_outputs([*best_paths, history])
@@ -245,12 +252,18 @@ def run(spec: JobSpec, tracker: Any) -> None:
         # default-preset Grad-CAM++ selections picked the random network).
         validate_first=job.classifier.pretrained != "none",
     )
+    twins = {m: computed_as(m, job.cam_reference) for m in served}
+    result = FitResult(
+        best={m: result.best[c] for m, c in twins.items()},
+        best_epoch={m: result.best_epoch[c] for m, c in twins.items()},
+        history=result.history,
+    )
     finish(
         history.parent / ".work",
         result,
-        best=dict(zip(methods, best_paths, strict=True)),
+        best={path: twins[m] for m, path in zip(served, best_paths, strict=True)},
         history=history,
-        summary={"methods": list(methods)},
+        summary={"methods": list(served), "computed_as": twins},
     )
     tracker.log_metrics({f"best_val_{m}": s for m, s in result.best.items()})
     tracker.log_artifact(history)

@@ -325,7 +325,7 @@ def _train(
     work = history.parent / ".work"
     result = fit(phase, keys=(KEY,), epochs=params.epochs, work=work, fingerprint=fingerprint, run=tracker)
     summary = {"setting": dataclasses.asdict(setting)}
-    finish(work, result, best={KEY: best}, last=last, history=history, summary=summary)
+    finish(work, result, best={best: KEY}, last=last, history=history, summary=summary)
     tracker.log_metrics({"best_val_localisation": result.best[KEY]})
     tracker.log_artifact(history)
 

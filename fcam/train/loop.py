@@ -233,7 +233,7 @@ def finish(
     work: Path,
     result: FitResult,
     *,
-    best: Mapping[str, Path],
+    best: Mapping[Path, str],
     history: Path,
     last: Path | None = None,
     summary: Mapping[str, Any] | None = None,
@@ -246,12 +246,12 @@ def finish(
     Args:
         work: the work folder :func:`fit` trained in.
         result: :func:`fit`'s result.
-        best: selection key -> output path of its best checkpoint.
+        best: output path -> the selection key whose best checkpoint it is (keys may repeat).
         history: output path of the history JSON.
         last: output path of the last checkpoint (None: not kept).
         summary: extra fields for the history file.
     """
-    for key, dest in best.items():
+    for dest, key in best.items():
         link_or_copy(work / f"best-{key}.pt", dest)
     if last is not None:
         link_or_copy(work / "last.pt", last)

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
-from fcam.cams import compute_cams
+from fcam.cam_twins import computed_as, computed_methods
+from fcam.cams import compute_cams, compute_cams_multi
 from fcam.constants import BACKBONES, CAM_METHODS
 from fcam.models import build_classifier
 
@@ -45,11 +48,20 @@ def test_every_method_on_every_backbone(classifier, images):
     assert all(p.requires_grad for p in classifier.parameters())
 
 
-def test_cam_equals_gradcam_on_fcam_head(classifier, images):
-    """fcam's target layer feeds global average pooling + ``fc`` directly, so Grad-CAM == CAM."""
-    cam = compute_cams(classifier, images, LABELS, "cam")
-    gradcam = compute_cams(classifier, images, LABELS, "gradcam")
-    torch.testing.assert_close(cam, gradcam, atol=1e-5, rtol=0)
+@pytest.mark.parametrize("reference", [False, True])
+def test_twins_give_their_computed_methods_maps(classifier, images, reference):
+    """fcam.cam_twins: on every backbone a twin's maps are its computed method's (the target layer
+    feeds global average pooling + ``fc``), and the other methods' maps differ from CAM's."""
+    signed = copy.deepcopy(classifier)
+    with torch.no_grad():  # negative evidence too, so that CAM != LayerCAM and CAM* != Grad-CAM
+        signed.fc.weight[:, ::2].neg_()
+    maps, _ = compute_cams_multi(signed, images, LABELS, CAM_METHODS, reference=reference,
+                                 smooth_samples=2, generator=torch.Generator().manual_seed(0))
+    for method in CAM_METHODS:
+        torch.testing.assert_close(maps[method], maps[computed_as(method, reference)], atol=1e-5, rtol=0)
+    first, *others = computed_methods(CAM_METHODS, reference)
+    for other in others:  # (Grad-CAM++ and LayerCAM may nearly agree on a random network)
+        assert float((maps[first] - maps[other]).abs().max()) > 1e-2, other
 
 
 def test_batched_equals_single_on_fcam_classifier(classifier, images):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fcam.constants import CAM_METHODS
@@ -66,10 +68,18 @@ def test_evaluation_steps():
 
 
 def test_the_dag_is_the_papers():
-    """One classifier per (dataset, backbone, method), every search point, the choice on validation."""
+    """One classifier per (dataset, backbone, method), every search point, the choice on validation.
+
+    With the authors' CAM variants XGrad-CAM is Grad-CAM's twin (fcam.cam_twins): its classifier
+    (same seed, same selection scores) and decoders are Grad-CAM's; it keeps its own evaluations."""
     pipeline = Pipeline(PAPER)
-    assert len(pipeline.jobs("classifier")) == 2 * 3 * 6
-    assert len(pipeline.jobs("decoder")) == 2 * 3 * 6 * 14
+    assert len(pipeline.jobs("classifier")) == 2 * 3 * 5
+    assert len(pipeline.jobs("decoder")) == 2 * 3 * 5 * 14
+    assert len(pipeline.jobs("evaluate_fcam")) == 2 * 3 * 6
+    wc = {"ds": "cub", "backbone": "vgg16", "method": "xgradcam", "seed": "0"}
+    twin = pipeline.spec("evaluate_fcam", wc, params_file="p")
+    assert twin.path("classifier") == Path("results/classifier/cub/vgg16/gradcam/seed0/best.pt")
+    assert twin.path("best") == Path("results/select/cub/vgg16/gradcam/seed0/best.pt")
     evaluation = pipeline.spec(
         "evaluate_fcam",
         {"ds": "cub", "backbone": "vgg16", "method": "gradcampp", "seed": "0"},

@@ -29,7 +29,10 @@ def _counts(params: Params) -> dict[str, int]:
 def test_default_preset_shares_one_classifier_trajectory_per_dataset_backbone_and_seed():
     counts = _counts(DEFAULT)
     assert counts["classifier"] == 2 * 3 * 3  # datasets x backbones x seeds
-    assert counts["cams"] == counts["decoder"] == counts["evaluate_fcam"] == 2 * 3 * 6 * 3
+    # Twins (CAM = Grad-CAM = XGrad-CAM, Grad-CAM++ = Smooth-Grad-CAM++) share a cache and a
+    # decoder: 3 computed methods; every method keeps its evaluations.
+    assert counts["cams"] == counts["decoder"] == 2 * 3 * 3 * 3
+    assert counts["evaluate_fcam"] == counts["evaluate_baseline"] == 2 * 3 * 6 * 3
     assert "select" not in counts  # one search point: nothing to choose
     assert "download" not in counts
     assert counts["synth"] == 2
@@ -38,9 +41,10 @@ def test_default_preset_shares_one_classifier_trajectory_per_dataset_backbone_an
 
 def test_paper_preset_trains_one_classifier_per_method_and_searches_n_minus_and_alpha():
     counts = _counts(PAPER)
-    assert counts["classifier"] == 36  # 2 datasets x 3 backbones x 6 methods, one seed
-    assert counts["decoder"] == 36 * 14  # n- in {0.1..0.7} x alpha in {1, 0.1}
-    assert counts["select"] == counts["evaluate_fcam"] == counts["evaluate_baseline"] == 36
+    assert counts["classifier"] == 30  # 2 datasets x 3 backbones x 5 computed methods, one seed
+    assert counts["decoder"] == 30 * 14  # n- in {0.1..0.7} x alpha in {1, 0.1}
+    assert counts["select"] == 30
+    assert counts["evaluate_fcam"] == counts["evaluate_baseline"] == 36  # 6 methods
     assert counts["download"] == counts["prepare"] == 2
     assert "synth" not in counts
 
@@ -70,15 +74,17 @@ def test_job_names_and_specs():
     wc = {
         "ds": "synth_masks",
         "backbone": "vgg16",
-        "method": "gradcam",
+        "method": "gradcampp",
         "seed": "2",
         "setting": "nbg0.3-alpha1",
     }
     spec = pipeline.spec("decoder", wc, params_file="params.yaml")
-    assert spec.name == "decoder@synth_masks-vgg16-gradcam-seed2-nbg0.3-alpha1"
-    assert spec.path("classifier") == Path("results/classifier/synth_masks/vgg16/gradcam/seed2/best.pt")
-    assert spec.path("best") == Path("results/decoder/synth_masks/vgg16/gradcam/seed2/nbg0.3-alpha1/best.pt")
-    assert spec.log == Path("logs/decoder/synth_masks/vgg16/gradcam/seed2/nbg0.3-alpha1.log")
+    assert spec.name == "decoder@synth_masks-vgg16-gradcampp-seed2-nbg0.3-alpha1"
+    assert spec.path("classifier") == Path("results/classifier/synth_masks/vgg16/gradcampp/seed2/best.pt")
+    assert spec.path("best") == Path(
+        "results/decoder/synth_masks/vgg16/gradcampp/seed2/nbg0.3-alpha1/best.pt"
+    )
+    assert spec.log == Path("logs/decoder/synth_masks/vgg16/gradcampp/seed2/nbg0.3-alpha1.log")
     assert spec.config["decoder"]["epochs"] == 3  # datasets.synth_masks.decoder.epochs
     assert spec.config["setting"] == {"name": "nbg0.3-alpha1", "bg_fraction": 0.3, "pce_weight": 1.0}
     shared = pipeline.spec(
@@ -105,6 +111,24 @@ def test_job_names_and_specs():
 def test_a_job_that_the_parameters_do_not_run_is_refused(wildcards, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         Pipeline(DEFAULT).spec("classifier", wildcards, params_file="params.yaml")
+
+
+def test_twins_keep_their_evaluations_and_read_their_computed_methods_files():
+    pipeline = Pipeline(DEFAULT)
+    wc = {"ds": "synth_boxes", "backbone": "resnet50", "method": "smoothgradcampp", "seed": "1"}
+    baseline = pipeline.spec("evaluate_baseline", wc, params_file="params.yaml")
+    fcam = pipeline.spec("evaluate_fcam", wc, params_file="params.yaml")
+    assert baseline.path("cams") == Path("results/cams/synth_boxes/resnet50/gradcampp/seed1/test.pt")
+    assert fcam.path("classifier") == Path("results/classifier/synth_boxes/resnet50/gradcampp/seed1/best.pt")
+    assert fcam.path("best").parent == Path(
+        "results/decoder/synth_boxes/resnet50/gradcampp/seed1/nbg0.3-alpha1"
+    )
+    assert fcam.path("metrics") == Path(
+        "results/evaluate/synth_boxes/resnet50/smoothgradcampp/seed1/fcam/metrics.json"
+    )
+    assert fcam.tags["computed_as"] == "gradcampp"
+    with pytest.raises(ConfigError, match=r"'xgradcam' is computed as 'cam' .*: use --method cam"):
+        pipeline.spec("decoder", {**wc, "method": "xgradcam", "setting": "nbg0.3-alpha1"}, params_file="p")
 
 
 def test_stages_the_parameters_do_not_enable_are_refused():

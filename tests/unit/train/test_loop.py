@@ -101,8 +101,8 @@ def test_fingerprint_is_keyed_by_content_not_paths(tmp_path: Path) -> None:
     assert job_fingerprint({"lr": 0.1}, [ckpt, data], [code]) == base
 
 
-def _outputs(tmp_path: Path) -> dict[str, Path]:
-    return {"a": tmp_path / "out/a/best.pt", "b": tmp_path / "out/b/best.pt"}
+def _outputs(tmp_path: Path) -> dict[Path, str]:
+    return {tmp_path / "out/a/best.pt": "a", tmp_path / "out/b/best.pt": "b"}
 
 
 def test_finishing_killed_at_any_point_finishes_on_the_rerun(tmp_path: Path, monkeypatch) -> None:
@@ -126,14 +126,14 @@ def test_finishing_killed_at_any_point_finishes_on_the_rerun(tmp_path: Path, mon
         finish(work, result, best=_outputs(tmp_path), history=history, last=tmp_path / "out/last.pt")
     monkeypatch.setattr(loop, "link_or_copy", real)
     # The scheduler deletes the declared outputs of the interrupted job, then reruns it.
-    for path in [*_outputs(tmp_path).values(), history]:
+    for path in [*_outputs(tmp_path), history]:
         path.unlink(missing_ok=True)
     rerun = Counter(SCORES)
     result = fit(rerun, keys=("a", "b"), epochs=3, work=work, fingerprint="f", run=FakeRun())
     assert rerun.trained == []  # nothing to train again
     finish(work, result, best=_outputs(tmp_path), history=history, last=tmp_path / "out/last.pt")
-    assert load_checkpoint(_outputs(tmp_path)["a"])["weights"] == 2
-    assert load_checkpoint(_outputs(tmp_path)["b"])["weights"] == 3
+    assert load_checkpoint(tmp_path / "out/a/best.pt")["weights"] == 2
+    assert load_checkpoint(tmp_path / "out/b/best.pt")["weights"] == 3
     assert load_checkpoint(tmp_path / "out/last.pt")["weights"] == 3
     assert not work.exists()
 
@@ -169,7 +169,7 @@ def test_history_file_holds_the_selection(tmp_path: Path) -> None:
     work.mkdir()
     save_checkpoint({"weights": 1}, work / "best-a.pt")
     finish(
-        work, result, best={"a": tmp_path / "a.pt"}, history=tmp_path / "h.json", summary={"methods": ["a"]}
+        work, result, best={tmp_path / "a.pt": "a"}, history=tmp_path / "h.json", summary={"methods": ["a"]}
     )
     import json
 
@@ -179,3 +179,15 @@ def test_history_file_holds_the_selection(tmp_path: Path) -> None:
         "best_epoch": {"a": 1},
         "methods": ["a"],
     }
+
+
+def test_one_key_fills_several_outputs(tmp_path: Path) -> None:
+    """Twin methods' outputs receive their computed method's checkpoint."""
+    result = FitResult(best={"cam": 1.0}, best_epoch={"cam": 2}, history=[])
+    work = tmp_path / ".work"
+    work.mkdir()
+    save_checkpoint({"weights": 7}, work / "best-cam.pt")
+    outputs = {tmp_path / m / "best.pt": "cam" for m in ("cam", "gradcam", "xgradcam")}
+    finish(work, result, best=outputs, history=tmp_path / "h.json")
+    assert [load_checkpoint(p)["weights"] for p in outputs] == [7, 7, 7]
+    assert not work.exists()
