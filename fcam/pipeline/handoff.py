@@ -95,8 +95,13 @@ def commit_to_dvc(
     if reason is not None:
         log.warning("not recording this run in dvc.lock: %s", reason)
         return []
+    # In the DAG's order (the stage table's), upstream first: DVC gives every output it links
+    # back from its cache a new modification time, and Snakemake reruns a job whose input is
+    # newer than its outputs (alphabetically, cams@... came before classifier@...).
+    order = {name: i for i, name in enumerate(pipeline.stages)}
     names = sorted(
-        {pipeline.job_name(rule, wc) for rule, wc in jobs if pipeline.has(rule) and pipeline.stage(rule).dvc}
+        {pipeline.job_name(rule, wc) for rule, wc in jobs if pipeline.has(rule) and pipeline.stage(rule).dvc},
+        key=lambda job: (order[job.partition("@")[0]], job),
     )
     if not names:
         return []
@@ -117,7 +122,8 @@ def dvc_commit(names: Sequence[str], dvc_yaml: str = "dvc.yaml") -> None:
     ``dvc commit`` with many targets re-reads and rewrites ``dvc.lock`` once per target, which is
     quadratic in the stages: 452 stages took minutes. This is what it does per target (hash the
     dependencies and outputs, move the outputs into the cache and link them back), over every
-    stage at once, through DVC's own objects, so the lock file is DVC's format.
+    stage at once, through DVC's own objects, so the lock file is DVC's format. The stages are
+    committed in the order of ``names``, which must put a stage after those it depends on.
 
     Raises:
         dvc.exceptions.DvcException: a stage's output is missing, or a name is not a stage.
