@@ -460,7 +460,7 @@ class Params:
     @property
     def computed_methods(self) -> list[str]:
         """The methods whose CAMs and decoders are computed: one per group of twins
-        (:mod:`fcam.cams.twins`); every method of ``methods`` is served by one of them."""
+        (:mod:`fcam.cam_twins`); every method of ``methods`` is served by one of them."""
         return computed_methods(self.methods, self.data["cams"]["reference"])
 
     def computed_as(self, method: str) -> str:

@@ -854,8 +854,9 @@ class Pipeline:
         tags = {k: v for k, v in wc.items() if k != "setting"}
         if "setting" in wc:
             tags["setting"] = wc["setting"]
-        if "method" in wc:  # the method whose CAMs (and decoder) the job uses: fcam.cam_twins
-            tags["computed_as"] = self.params.computed_as(wc["method"])
+        derived = self.derived(wc)
+        if "computed" in derived:  # the method whose CAMs (and decoder) the job uses: fcam.cam_twins
+            tags["computed_as"] = derived["computed"]
         return JobSpec(
             stage=name,
             name=self.job_name(name, wc),

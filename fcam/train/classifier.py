@@ -252,18 +252,18 @@ def run(spec: JobSpec, tracker: Any) -> None:
         # default-preset Grad-CAM++ selections picked the random network).
         validate_first=job.classifier.pretrained != "none",
     )
-    twins = {m: computed_as(m, job.cam_reference) for m in served}
+    served_by = {m: computed_as(m, job.cam_reference) for m in served}
     result = FitResult(
-        best={m: result.best[c] for m, c in twins.items()},
-        best_epoch={m: result.best_epoch[c] for m, c in twins.items()},
+        best={m: result.best[c] for m, c in served_by.items()},
+        best_epoch={m: result.best_epoch[c] for m, c in served_by.items()},
         history=result.history,
     )
     finish(
         history.parent / ".work",
         result,
-        best={path: twins[m] for m, path in zip(served, best_paths, strict=True)},
+        best={path: served_by[m] for m, path in zip(served, best_paths, strict=True)},
         history=history,
-        summary={"methods": list(served), "computed_as": twins},
+        summary={"methods": list(served), "computed_as": served_by},
     )
     tracker.log_metrics({f"best_val_{m}": s for m, s in result.best.items()})
     tracker.log_artifact(history)
